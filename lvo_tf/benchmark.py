@@ -1,0 +1,47 @@
+r"""Benchmarks of lvo_tf on this machine, as ratios measured in one run.
+
+    python -m lvo_tf.benchmark --output_dir=docs/bench     # or: make bench
+
+Writes `<output_dir>/<section>.json` and `<section>.md` per section and logs
+the table. Sections: `convgru` (one bidirectional ConvGRU step at the paper's
+854x480 size: eager, tf.function, XLA, next to a plain conv2d of the same
+FLOPs and the matmul ceiling).
+"""
+
+import os
+
+from absl import app, flags, logging
+
+from lvo_tf import io_utils, perf
+
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/bench", "Where JSON and Markdown go.")
+_SECTIONS = flags.DEFINE_list("sections", ["convgru"], "Which benchmarks to run.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (median).", lower_bound=1)
+
+_SECTION_FNS = {"convgru": (perf.bench_conv_gru, perf.conv_gru_markdown)}
+
+
+def main(argv):
+    del argv
+    unknown = set(_SECTIONS.value) - set(_SECTION_FNS)
+    if unknown:
+        raise app.UsageError(
+            f"--sections: unknown {sorted(unknown)}; choose from {sorted(_SECTION_FNS)}"
+        )
+    machine = perf.machine_description()
+    logging.info("Machine: %s", machine)
+    for section in _SECTIONS.value:
+        run, render = _SECTION_FNS[section]
+        result = perf.to_jsonable({**run(repeats=_REPEATS.value), "machine": machine})
+        table = render(result)
+        command = f"python -m lvo_tf.benchmark --sections={section} --repeats={_REPEATS.value}"
+        io_utils.write_json(os.path.join(_OUTPUT_DIR.value, f"{section}.json"), result)
+        io_utils.write_text(
+            os.path.join(_OUTPUT_DIR.value, f"{section}.md"),
+            f"Command: `{command}`\n\nMachine: {machine}\n\n{table}\n",
+        )
+        logging.info("%s:\n%s", section, table)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,33 @@
+"""Atomic file writing: outputs appear whole or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str = ""):
+    """Yields a temporary path in `path`'s folder; renames it onto `path` when
+    the block succeeds and removes it when the block raises."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path: str, text: str) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def write_json(path: str, value) -> None:
+    write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,75 @@
+"""BUILD must stay true to the tree (Bazel cannot run offline here, so we parse it).
+
+BUILD is Starlark; the subset used here is Python syntax, so it is executed
+with recording stand-ins for the rules.
+"""
+
+import ast
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGES = ("lvo_tf", "export", "tests")
+RULES = ("py_library", "py_binary", "py_test")
+
+
+def _targets():
+    targets = []
+
+    def rule(kind):
+        def record(**kwargs):
+            targets.append({"kind": kind, **kwargs})
+
+        return record
+
+    scope = {kind: rule(kind) for kind in RULES}
+    scope["load"] = lambda *args: None
+    scope["package"] = lambda **kwargs: None
+    exec(compile((ROOT / "BUILD").read_text(), "BUILD", "exec"), scope)
+    return targets
+
+
+def _python_files():
+    return {
+        p.relative_to(ROOT).as_posix()
+        for package in PACKAGES
+        for p in (ROOT / package).rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+
+
+def _is_program(path: pathlib.Path) -> bool:
+    tree = ast.parse(path.read_text())
+    return any(
+        isinstance(node, ast.If) and "__main__" in ast.unparse(node.test) for node in tree.body
+    )
+
+
+def test_every_python_file_is_in_exactly_one_target():
+    seen = {}
+    for target in _targets():
+        for src in target["srcs"]:
+            assert src not in seen, f"{src} is in both {seen[src]} and {target['name']}"
+            seen[src] = target["name"]
+    missing = sorted(_python_files() - set(seen))
+    assert not missing, f"files not covered by any BUILD target: {missing}"
+
+
+def test_listed_files_and_labels_exist():
+    targets = _targets()
+    names = [t["name"] for t in targets]
+    assert len(names) == len(set(names)), "duplicate target names"
+    for target in targets:
+        for src in target["srcs"] + ([target["main"]] if "main" in target else []):
+            assert (ROOT / src).is_file(), f"{target['name']} lists missing file {src}"
+        for dep in target.get("deps", []):
+            assert dep.startswith(":") and dep[1:] in names, f"{target['name']}: bad dep {dep}"
+
+
+def test_tests_and_binaries_have_the_right_rule():
+    targets = _targets()
+    test_srcs = {s for t in targets if t["kind"] == "py_test" for s in t["srcs"]}
+    test_files = {p for p in _python_files() if p.startswith("tests/test_")}
+    assert test_srcs == test_files, "every tests/test_*.py is one py_test and nothing else is"
+    mains = {t["main"] for t in targets if t["kind"] == "py_binary"}
+    programs = {p for p in _python_files() if not p.startswith("tests/") and _is_program(ROOT / p)}
+    assert mains == programs, "each module with a __main__ block is a py_binary's main"

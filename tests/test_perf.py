@@ -1,0 +1,66 @@
+"""FLOP accounting and the benchmark section, at a tiny size."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lvo_tf import perf
+
+
+def test_flop_counts_match_hand_count():
+    # One direction of the paper's memory at 854x480 (60x107 at stride 8):
+    # input conv 7x7x129->192 and recurrent convs 7x7x64->192 (z, r fused + h).
+    hand = 2 * 60 * 107 * 7 * 7 * (129 * 192 + 64 * 128 + 64 * 64)
+    assert perf.conv_gru_step_flops(60, 107, 129, 64, 7) == hand
+    assert abs(2 * hand / 1e9 - 46.6) < 0.1  # the "47 GFLOP per step" of the spec
+    assert perf.conv_flops(4, 5, 3, 2, 7, batch=3) == 2 * 3 * 4 * 5 * 9 * 2 * 7
+
+
+def test_time_call_returns_median():
+    times = iter([0.0, 1.0, 1.0, 4.0, 4.0, 6.0])  # durations 1, 3, 2 -> median 2
+    clock = perf.time  # module reference used by time_call
+    original = clock.perf_counter
+    clock.perf_counter = lambda: next(times)
+    try:
+        assert perf.time_call(lambda: None, warmup=0, repeats=3) == 2.0
+    finally:
+        clock.perf_counter = original
+
+
+def test_bench_conv_gru_small():
+    r = perf.bench_conv_gru(height=6, width=7, channels=3, filters=2, kernel=3, steps=2, repeats=1)
+    expected = 2 * perf.conv_gru_step_flops(6, 7, 3, 2, 3) / 1e9
+    assert r["gflop_per_bidirectional_step"] == pytest.approx(expected)
+    for way in ("eager", "tf_function", "xla"):
+        assert r[way]["seconds_per_step"] > 0
+        assert r[way]["gflops"] == pytest.approx(expected / r[way]["seconds_per_step"])
+    assert "| tf_function |" in perf.conv_gru_markdown(r)
+
+
+def test_benchmark_binary_rejects_unknown_section(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "lvo_tf.benchmark", "--sections=nope", f"--output_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert "--sections: unknown ['nope']" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_demo_memory_keeps_static_objects(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "lvo_tf.demo", f"--output_dir={tmp_path}", "--train_steps=300"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    j = json.loads((tmp_path / "results.json").read_text())["J"]
+    memory, motion = j["bidirectional ConvGRU memory"], j["motion cue thresholded"]
+    assert motion["static frames"] < 0.05  # no motion, nothing found
+    assert memory["static frames"] > 0.7
+    assert memory["moving frames"] > 0.9
+    assert (tmp_path / "contact_sheet.png").stat().st_size > 1000

@@ -8,42 +8,49 @@ import numpy as np
 import tensorflow as tf
 
 
-def _dynamic_spec(model) -> list[tf.TensorSpec]:
-    return [
-        tf.TensorSpec([None] * (len(t.shape) - 1) + [t.shape[-1]], t.dtype, name=t.name)
-        for t in model.inputs
-    ]
+def _dynamic_spec(tensor, name) -> tf.TensorSpec:
+    return tf.TensorSpec(
+        [None] * (len(tensor.shape) - 1) + [tensor.shape[-1]], tensor.dtype, name=name
+    )
 
 
-def run_all_ways(model, inputs: list[list[np.ndarray]], tmp_dir) -> dict[str, list]:
-    """Outputs of `model` for each input list, computed eagerly, in a graph
-    with a fully dynamic signature (traced once for all inputs), from the
-    reloaded SavedModel and from ONNX Runtime on Keras' tf2onnx export."""
+def run_all_ways(model, feeds: list[dict[str, np.ndarray]], tmp_dir) -> dict[str, list]:
+    """Outputs of `model` for each feed ({input name: array}), computed
+    eagerly, in a graph with a fully dynamic signature (traced once for all
+    feeds), from the reloaded SavedModel and from ONNX Runtime on Keras'
+    tf2onnx export."""
     import onnxruntime as ort
 
-    def call(*x):
-        return model(x[0] if len(x) == 1 else list(x), training=False)
+    names = [t.name for t in model.inputs]
+    is_dict = isinstance(model.input, dict)
 
-    eager = [np.asarray(call(*x)) for x in inputs]
+    def structured(feed):
+        if is_dict:
+            return feed
+        return feed[names[0]] if len(names) == 1 else [feed[n] for n in names]
 
+    eager = [np.asarray(model(structured(f), training=False)) for f in feeds]
+
+    specs = {n: _dynamic_spec(t, n) for n, t in zip(names, model.inputs, strict=True)}
     graph_fn = tf.function(
-        call,
-        input_signature=_dynamic_spec(model),
+        lambda feed: model(structured(feed), training=False),
+        input_signature=[specs],
         autograph=False,
     )
-    graph = [np.asarray(graph_fn(*x)) for x in inputs]
+    graph = [np.asarray(graph_fn(f)) for f in feeds]
     traces = graph_fn.experimental_get_tracing_count()
 
     sm_dir = os.path.join(tmp_dir, "saved_model")
     model.export(sm_dir, format="tf_saved_model", verbose=False)
     loaded = tf.saved_model.load(sm_dir)  # keep alive while calling it
-    saved = [np.asarray(loaded.serve(*x)) for x in inputs]
+    saved = [np.asarray(loaded.serve(structured(f))) for f in feeds]
 
     onnx_path = os.path.join(tmp_dir, "model.onnx")
     model.export(onnx_path, format="onnx", verbose=False)
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    onnx = [session.run(None, dict(zip(names, x, strict=True)))[0] for x in inputs]
+    onnx_names = [i.name for i in session.get_inputs()]
+    assert sorted(onnx_names) == sorted(names), (onnx_names, names)
+    onnx = [session.run(None, f)[0] for f in feeds]
     return {
         "eager": eager,
         "graph": graph,
@@ -51,3 +58,10 @@ def run_all_ways(model, inputs: list[list[np.ndarray]], tmp_dir) -> dict[str, li
         "onnx": onnx,
         "graph_traces": traces,
     }
+
+
+def assert_all_agree(results: dict, atol: float) -> None:
+    for way in ("graph", "saved_model", "onnx"):
+        for got, want in zip(results[way], results["eager"], strict=True):
+            assert got.shape == want.shape, way
+            np.testing.assert_allclose(got, want, atol=atol, err_msg=way)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from lvo_tf.layers import ConvGRU, ConvGRUCell
 from tests import reference
-from tests.parity import run_all_ways
+from tests.parity import assert_all_agree, run_all_ways
 
 
 def _random_weights(layer, rng, scale=0.3):
@@ -106,13 +106,14 @@ def _bidirectional_model(channels=3, filters=4, kernel_size=3):
 
 def test_eager_graph_saved_model_onnx_agree(rng, tmp_path):
     model = _bidirectional_model()
-    inputs = [[_seq(rng, 2, 5, 9, 11, 3)], [_seq(rng, 1, 3, 16, 7, 3)], [_seq(rng, 3, 1, 4, 4, 3)]]
+    inputs = [
+        {"features": _seq(rng, 2, 5, 9, 11, 3)},
+        {"features": _seq(rng, 1, 3, 16, 7, 3)},
+        {"features": _seq(rng, 3, 1, 4, 4, 3)},
+    ]
     results = run_all_ways(model, inputs, str(tmp_path))
     assert results["graph_traces"] == 1  # one dynamic graph served every shape
-    for way in ("graph", "saved_model", "onnx"):
-        for got, want in zip(results[way], results["eager"], strict=True):
-            assert got.shape == want.shape, way
-            np.testing.assert_allclose(got, want, atol=1e-5, err_msg=way)
+    assert_all_agree(results, atol=1e-5)
 
 
 def test_config_round_trip_and_keras_file(rng, tmp_path):

@@ -1,0 +1,27 @@
+"""LVO networks: DeepLab-LargeFOV, MP-Net, the memory + head, and the factory."""
+
+from lvo_tf.models.deeplab_large_fov import build_deeplab_large_fov
+from lvo_tf.models.lvo import (
+    PRESETS,
+    LVOConfig,
+    build_appearance,
+    build_lvo,
+    build_memory,
+    build_motion,
+    build_streams,
+    resolve_config,
+)
+from lvo_tf.models.mpnet import build_mpnet
+
+__all__ = [
+    "PRESETS",
+    "LVOConfig",
+    "build_appearance",
+    "build_deeplab_large_fov",
+    "build_lvo",
+    "build_memory",
+    "build_motion",
+    "build_mpnet",
+    "build_streams",
+    "resolve_config",
+]

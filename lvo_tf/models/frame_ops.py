@@ -1,0 +1,217 @@
+"""Small layers that move clips in and out of per-frame models.
+
+Time is folded into batch with explicit reshapes ([B, T, ...] -> [B*T, ...]),
+never with `keras.layers.TimeDistributed`, whose fallback for unknown time
+axes gives different numbers in graph mode and in exported models.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+_PACKAGE = "lvo_tf"
+
+# Caffe VGG/DeepLab mean pixel, BGR order (DeepLab-LargeFOV's train_val).
+CAFFE_MEAN_BGR = (104.008, 116.669, 122.675)
+CAFFE_MEAN_RGB = CAFFE_MEAN_BGR[::-1]
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CaffePreprocess(keras.layers.Layer):
+    """RGB in [0, 255] -> BGR minus the Caffe mean pixel (no scaling)."""
+
+    def call(self, frames):
+        x = tf.cast(frames, self.compute_dtype)
+        x = tf.reverse(x, axis=[-1])
+        return x - tf.constant(CAFFE_MEAN_BGR, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class FlowEncoding(keras.layers.Layer):
+    """Optical flow in pixels -> MP-Net's input representation.
+
+    `"uv"`: (u, v) / scale. `"angle_magnitude"`: (cos a, sin a, |f| / scale),
+    with (cos a, sin a) = (1, 0) where the flow is zero.
+    """
+
+    REPRESENTATIONS = ("uv", "angle_magnitude")
+
+    def __init__(self, representation: str = "uv", scale: float = 20.0, **kwargs):
+        super().__init__(**kwargs)
+        if representation not in self.REPRESENTATIONS:
+            raise ValueError(
+                f"flow representation must be one of {self.REPRESENTATIONS}; got {representation!r}"
+            )
+        if not scale > 0:
+            raise ValueError(f"flow scale must be positive; got {scale}")
+        self.representation = representation
+        self.scale = float(scale)
+
+    def call(self, flow):
+        flow = tf.cast(flow, self.compute_dtype)
+        if self.representation == "uv":
+            return flow / self.scale
+        u, v = flow[..., 0], flow[..., 1]
+        magnitude = tf.sqrt(u * u + v * v)
+        safe = tf.maximum(magnitude, 1e-6)
+        moving = magnitude > 1e-6
+        cos = tf.where(moving, u / safe, tf.ones_like(u))
+        sin = tf.where(moving, v / safe, tf.zeros_like(v))
+        return tf.stack([cos, sin, magnitude / self.scale], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        channels = 2 if self.representation == "uv" else 3
+        return tuple(input_shape[:-1]) + (channels,)
+
+    def get_config(self):
+        return {**super().get_config(), "representation": self.representation, "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class FrameWise(keras.layers.Layer):
+    """Applies a per-frame layer or model to every frame of a clip.
+
+    [B, T, *frame_shape] -> fold to [B*T, ...] -> `layer` -> unfold to
+    [B, T, *output_frame_shape]. All of B, T, H, W may be dynamic.
+
+    Args:
+        layer: A layer or model taking one batch of frames.
+    """
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build((None,) + tuple(input_shape[2:]))
+
+    def call(self, clip, training=None):
+        shape = tf.shape(clip)
+        folded = tf.reshape(clip, tf.concat([[-1], shape[2:]], 0))
+        out = self.layer(folded, training=training)
+        return tf.reshape(out, tf.concat([shape[:2], tf.shape(out)[1:]], 0))
+
+    def compute_output_shape(self, input_shape):
+        inner = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))
+        return tuple(input_shape[:2]) + tuple(inner[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "layer": keras.saving.serialize_keras_object(self.layer)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PadFrames(keras.layers.Layer):
+    """Pads a clip [B, T, H, W, C] at the bottom and right so that H and W are
+    multiples of `multiple`, with a constant value per channel."""
+
+    def __init__(self, multiple: int, values=(0.0,), **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+        self.values = tuple(float(v) for v in values)
+
+    def call(self, clip):
+        clip = tf.cast(clip, self.compute_dtype)
+        shape = tf.shape(clip)
+        # Non-negative operands only: tf2onnx's FloorMod of a negative
+        # number does not round-trip.
+        pad_h = (self.multiple - shape[2] % self.multiple) % self.multiple
+        pad_w = (self.multiple - shape[3] % self.multiple) % self.multiple
+        paddings = [[0, 0], [0, 0], [0, pad_h], [0, pad_w], [0, 0]]
+        offset = tf.constant(self.values, self.compute_dtype)
+        return tf.pad(clip - offset, paddings) + offset
+
+    def compute_output_shape(self, input_shape):
+        def up(n):
+            return None if n is None else -(-n // self.multiple) * self.multiple
+
+        return (
+            input_shape[0],
+            input_shape[1],
+            up(input_shape[2]),
+            up(input_shape[3]),
+            input_shape[4],
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple, "values": self.values}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CheckClip(keras.layers.Layer):
+    """Validates `frames` [B, T, H, W, 3] and `flow` [B, T, H, W, 2] and
+    passes them through. Static mismatches raise `ValueError` when the model
+    is called; in a traced graph or exported model the same checks run as
+    assertions whose message names the input."""
+
+    def call(self, frames, flow):
+        fs, ws = frames.shape, flow.shape
+        for name, shape, channels in (("frames", fs, 3), ("flow", ws, 2)):
+            if len(shape) != 5:
+                raise ValueError(
+                    f"`{name}` must have rank 5 [batch, time, height, width, {channels}]; "
+                    f"got shape {tuple(shape)}"
+                )
+            if shape[-1] is not None and shape[-1] != channels:
+                raise ValueError(
+                    f"`{name}` must have {channels} channels; got shape {tuple(shape)}"
+                )
+        for axis, what in ((0, "batch size"), (1, "clip length"), (2, "height"), (3, "width")):
+            if fs[axis] is not None and ws[axis] is not None and fs[axis] != ws[axis]:
+                raise ValueError(
+                    f"`frames` and `flow` must have the same {what}; got frames "
+                    f"{tuple(fs)} and flow {tuple(ws)}"
+                )
+        if tf.executing_eagerly() and not bool(
+            tf.reduce_all(tf.math.is_finite(tf.cast(flow, tf.float32)))
+        ):
+            raise ValueError("`flow` contains NaN or Inf")
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(frames)[:4],
+                tf.shape(flow)[:4],
+                message="`frames` and `flow` must have the same batch, time, height, width",
+            ),
+            tf.debugging.assert_positive(
+                tf.shape(frames)[1:4], message="`frames` has an empty time, height or width"
+            ),
+            tf.debugging.assert_all_finite(
+                tf.cast(flow, tf.float32), message="`flow` contains NaN or Inf"
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            return tf.identity(frames), tf.identity(flow)
+
+    def compute_output_shape(self, frames_shape, flow_shape):
+        return frames_shape, flow_shape
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class UpsampleToFrames(keras.layers.Layer):
+    """Bilinear upsampling of per-frame maps [B, T, h, w, C] by `factor`,
+    cropped to the frames' H x W (undoing `PadFrames`)."""
+
+    def __init__(self, factor: int = 8, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, maps, frames):
+        shape = tf.shape(maps)
+        target = tf.shape(frames)[2:4]
+        folded = tf.reshape(maps, tf.concat([[-1], shape[2:]], 0))
+        up = tf.image.resize(folded, shape[2:4] * self.factor, method="bilinear")
+        up = tf.cast(up[:, : target[0], : target[1]], maps.dtype)
+        return tf.reshape(up, tf.concat([shape[:2], target, shape[4:]], 0))
+
+    def compute_output_shape(self, maps_shape, frames_shape):
+        return tuple(maps_shape[:2]) + tuple(frames_shape[2:4]) + (maps_shape[-1],)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}

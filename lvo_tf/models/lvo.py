@@ -1,0 +1,193 @@
+"""LVO: two-stream features, bidirectional visual memory, segmentation head."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from lvo_tf.layers import ConvGRU
+from lvo_tf.models.deeplab_large_fov import build_deeplab_large_fov
+from lvo_tf.models.frame_ops import (
+    CAFFE_MEAN_RGB,
+    CheckClip,
+    FrameWise,
+    PadFrames,
+    UpsampleToFrames,
+)
+from lvo_tf.models.mpnet import build_mpnet
+
+# Frames are padded to this multiple inside the model (MP-Net pools 4 times)
+# and the output is cropped back.
+PAD_MULTIPLE = 16
+OUTPUT_STRIDE = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class LVOConfig:
+    """Everything that shapes an LVO network.
+
+    Attributes:
+        appearance_width: Channel multiplier of DeepLab-LargeFOV (1.0: VGG16).
+        appearance_channels: Channels after the two 1x1 reduction convs.
+        motion_width: Channel multiplier of MP-Net.
+        flow_representation: `"uv"` or `"angle_magnitude"` (see `build_mpnet`).
+        flow_scale: Pixels of flow that map to 1.0 in MP-Net's input.
+        memory_filters: ConvGRU channels per direction.
+        memory_kernel: ConvGRU kernel size.
+        bidirectional: Forward and backward memory (the paper), or forward only.
+        head_filters: Channels of the 3x3 head conv.
+    """
+
+    appearance_width: float = 1.0
+    appearance_channels: int = 128
+    motion_width: float = 1.0
+    flow_representation: str = "uv"
+    flow_scale: float = 20.0
+    memory_filters: int = 64
+    memory_kernel: int = 7
+    bidirectional: bool = True
+    head_filters: int = 64
+
+    @property
+    def feature_channels(self) -> int:
+        """Channels of the per-frame stream features fed to the memory."""
+        return self.appearance_channels + 1
+
+    def replace(self, **changes) -> LVOConfig:
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS = {
+    # The paper's network (Tokmakov et al. 2017): VGG16 DeepLab-LargeFOV,
+    # 128 + 1 feature channels, 64 memory channels per direction, 7x7.
+    "paper": LVOConfig(),
+    # Same topology, fewer channels, for CPU use.
+    "lite": LVOConfig(
+        appearance_width=0.25,
+        appearance_channels=32,
+        motion_width=0.25,
+        memory_filters=16,
+        memory_kernel=7,
+        head_filters=16,
+    ),
+}
+
+
+def resolve_config(config: LVOConfig | str) -> LVOConfig:
+    if isinstance(config, LVOConfig):
+        return config
+    if config in PRESETS:
+        return PRESETS[config]
+    raise ValueError(f"unknown LVO preset {config!r}; choose from {sorted(PRESETS)}")
+
+
+# === Per-frame streams ===
+
+
+def build_appearance(config: LVOConfig) -> keras.Model:
+    """Frames [N, H, W, 3] -> appearance features [N, H/8, W/8, C].
+
+    DeepLab-LargeFOV fc6 (frozen in LVO), then two 1x1 convs with tanh
+    between, both to `appearance_channels`, Glorot-initialised.
+    """
+    deeplab = build_deeplab_large_fov(config.appearance_width)
+    frames = keras.Input((None, None, 3), name="frames")
+    x = deeplab(frames)
+    x = keras.layers.Conv2D(config.appearance_channels, 1, activation="tanh", name="reduce1")(x)
+    x = keras.layers.Conv2D(config.appearance_channels, 1, name="reduce2")(x)
+    return keras.Model(frames, x, name="appearance")
+
+
+def build_motion(config: LVOConfig) -> keras.Model:
+    return build_mpnet(
+        config.motion_width, config.flow_representation, config.flow_scale, name="motion"
+    )
+
+
+# === Functional Models ===
+
+
+def build_streams(config: LVOConfig, appearance=None, motion=None) -> keras.Model:
+    """(frames [B, T, H, W, 3] uint8, flow [B, T, H, W, 2]) -> per-frame
+    features [B, T, ceil16(H)/8, ceil16(W)/8, appearance_channels + 1]."""
+    appearance = appearance or build_appearance(config)
+    motion = motion or build_motion(config)
+    frames_in = keras.Input((None, None, None, 3), dtype="uint8", name="frames")
+    flow_in = keras.Input((None, None, None, 2), dtype="float32", name="flow")
+    frames, flow = CheckClip(name="check_clip")(frames_in, flow_in)
+    frames = PadFrames(PAD_MULTIPLE, CAFFE_MEAN_RGB, name="pad_frames")(frames)
+    flow = PadFrames(PAD_MULTIPLE, (0.0, 0.0), name="pad_flow")(flow)
+    a = FrameWise(appearance, name="appearance_stream")(frames)
+    m = FrameWise(motion, name="motion_stream")(flow)
+    m = keras.layers.MaxPooling3D((1, 2, 2), name="motion_pool")(m)  # 1/4 -> 1/8
+    features = keras.layers.Concatenate(axis=-1, name="features")([a, m])
+    return keras.Model([frames_in, flow_in], features, name="streams")
+
+
+def build_memory(config: LVOConfig) -> keras.Model:
+    """The feature model: stream features [B, T, h, w, C] -> foreground
+    probability [B, T, h, w, 1] at 1/8 resolution.
+
+    Bidirectional ConvGRU (outputs concatenated per frame), a 3x3 conv with
+    ReLU and a 1x1 conv with sigmoid. Both head convs act on each frame alone
+    (Conv3D with a time extent of 1), Glorot-initialised.
+    """
+    features = keras.Input((None, None, None, config.feature_channels), name="features")
+    # Fixed names keep weight paths stable: visual_memory/forward_conv_gru/...
+    if config.bidirectional:
+        gru = ConvGRU(
+            config.memory_filters, config.memory_kernel, return_sequences=True, name="conv_gru"
+        )
+        memory = keras.layers.Bidirectional(gru, merge_mode="concat", name="visual_memory")
+    else:
+        memory = ConvGRU(
+            config.memory_filters,
+            config.memory_kernel,
+            return_sequences=True,
+            name="visual_memory",
+        )
+    x = memory(features)
+    x = keras.layers.Conv3D(
+        config.head_filters, (1, 3, 3), padding="same", activation="relu", name="head_conv"
+    )(x)
+    probability = keras.layers.Conv3D(
+        1, 1, activation="sigmoid", dtype="float32", name="classifier"
+    )(x)
+    return keras.Model(features, probability, name="memory")
+
+
+def build_lvo(config: LVOConfig | str = "paper") -> keras.Model:
+    """Builds LVO from a config or a preset name (`"paper"`, `"lite"`).
+
+    The model takes `frames` [B, T, H, W, 3] uint8 RGB and `flow`
+    [B, T, H, W, 2] float32 (pixels, t -> t+1; any value for the last frame)
+    and returns `probabilities` [B, T, H, W, 1] float32, the foreground
+    probability upsampled bilinearly from 1/8. B, T >= 1, H and W are all
+    dynamic; frames are padded to a multiple of 16 inside and the output is
+    cropped back. The appearance backbone and MP-Net are frozen.
+
+    Its parts are nested models: `streams` (frames, flow -> features),
+    `memory` (features -> probability at 1/8, the feature model); see
+    `lvo_tf.models.parts`.
+
+    Example:
+
+    >>> model = build_lvo("lite")
+    >>> p = model({"frames": frames, "flow": flow})   # [B, T, H, W, 1]
+    """
+    config = resolve_config(config)
+    appearance = build_appearance(config)
+    appearance.get_layer("deeplab_large_fov").trainable = False
+    motion = build_motion(config)
+    motion.trainable = False
+    streams = build_streams(config, appearance, motion)
+    memory = build_memory(config)
+
+    frames = keras.Input((None, None, None, 3), dtype="uint8", name="frames")
+    flow = keras.Input((None, None, None, 2), dtype="float32", name="flow")
+    coarse = memory(streams([frames, flow]))
+    probabilities = UpsampleToFrames(OUTPUT_STRIDE, name="probabilities")(coarse, frames)
+    model = keras.Model({"frames": frames, "flow": flow}, probabilities, name="lvo")
+    model.lvo_config = config
+    return model

@@ -1,0 +1,201 @@
+"""The LVO network: shapes, topology, composition, parity and input checks."""
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lvo_tf.models import (
+    LVOConfig,
+    build_deeplab_large_fov,
+    build_lvo,
+    build_memory,
+    build_mpnet,
+    resolve_config,
+)
+from lvo_tf.models.frame_ops import (
+    CAFFE_MEAN_BGR,
+    CAFFE_MEAN_RGB,
+    CaffePreprocess,
+    FlowEncoding,
+    PadFrames,
+    UpsampleToFrames,
+)
+from lvo_tf.models.weights import get_part
+from tests.parity import assert_all_agree, run_all_ways
+
+TINY = LVOConfig(
+    appearance_width=1 / 16,
+    appearance_channels=8,
+    motion_width=1 / 16,
+    memory_filters=4,
+    memory_kernel=3,
+    head_filters=4,
+)
+
+
+def clip(rng, b, t, h, w, flow_scale=3.0):
+    return {
+        "frames": rng.integers(0, 256, (b, t, h, w, 3)).astype("uint8"),
+        "flow": (flow_scale * rng.standard_normal((b, t, h, w, 2))).astype("float32"),
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    keras.utils.set_random_seed(7)
+    return build_lvo(TINY)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 8, 8), (2, 3, 37, 50), (1, 2, 64, 48), (1, 4, 17, 9)])
+def test_output_shapes_any_size(tiny_model, rng, shape):
+    out = np.asarray(tiny_model(clip(rng, *shape)))
+    assert out.shape == shape + (1,)
+    assert out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_vgg16_part_matches_keras_applications():
+    deeplab = build_deeplab_large_fov(1.0)
+    conv_params = sum(
+        deeplab.get_layer(f"conv{b}_{i}").count_params()
+        for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+        for i in range(1, n + 1)
+    )
+    vgg = keras.applications.VGG16(include_top=False, weights=None)
+    assert conv_params == vgg.count_params() == 14_714_688
+    assert deeplab.get_layer("fc6").count_params() == 3 * 3 * 512 * 1024 + 1024
+    dilations = {
+        layer.name: layer.dilation_rate for layer in deeplab.layers if "conv" in layer.name
+    }
+    assert dilations["conv5_3"] == (2, 2) and dilations["conv4_3"] == (1, 1)
+    assert deeplab.get_layer("fc6").dilation_rate == (12, 12)
+    strides = [deeplab.get_layer(f"pool{i}").strides for i in range(1, 6)]
+    assert strides == [(2, 2)] * 3 + [(1, 1)] * 2
+
+
+def test_output_strides():
+    deeplab = build_deeplab_large_fov(1 / 16)
+    assert deeplab(np.zeros((1, 37, 50, 3), "uint8")).shape == (1, 5, 7, 64)
+    mpnet = build_mpnet(1 / 16)
+    assert mpnet(np.zeros((2, 64, 48, 2), "float32")).shape == (2, 16, 12, 1)
+
+
+def test_paper_preset_frozen_parts_and_feature_channels():
+    model = build_lvo("paper")
+    assert resolve_config("paper").feature_channels == 129
+    assert get_part(model, "deeplab").trainable_weights == []
+    assert get_part(model, "motion").trainable_weights == []
+    trainable = {v.path.split("/")[0] for v in model.trainable_weights}
+    assert trainable == {"reduce1", "reduce2", "visual_memory", "head_conv", "classifier"}
+    memory = get_part(model, "memory")
+    assert memory.input.shape[-1] == 129
+    gru = memory.get_layer("visual_memory").forward_layer
+    assert (gru.filters, gru.kernel_size) == (64, (7, 7))
+    with pytest.raises(ValueError, match="unknown LVO preset 'huge'"):
+        build_lvo("huge")
+
+
+def test_full_model_equals_streams_then_feature_model(tiny_model, rng):
+    x = clip(rng, 2, 3, 37, 50)
+    streams = tiny_model.get_layer("streams")
+    features = streams([x["frames"], x["flow"]])
+    assert features.shape == (2, 3, 48 // 8, 64 // 8, TINY.feature_channels)
+    coarse = get_part(tiny_model, "memory")(features)
+    expected = UpsampleToFrames(8)(coarse, x["frames"])
+    np.testing.assert_allclose(tiny_model(x), expected, atol=1e-6)
+
+
+def test_forward_only_config_builds():
+    memory = build_memory(TINY.replace(bidirectional=False))
+    out = memory(np.zeros((1, 3, 4, 5, TINY.feature_channels), "float32"))
+    assert out.shape == (1, 3, 4, 5, 1)
+    assert memory.get_layer("visual_memory").filters == TINY.memory_filters
+
+
+def test_eager_graph_saved_model_onnx_agree(rng, tmp_path):
+    keras.utils.set_random_seed(3)
+    model = build_lvo("lite")
+    feeds = [clip(rng, 2, 3, 37, 50), clip(rng, 1, 1, 64, 48)]
+    results = run_all_ways(model, feeds, str(tmp_path))
+    assert results["graph_traces"] == 1
+    assert_all_agree(results, atol=1e-5)
+
+
+# === Layers against independent references ===
+
+
+def test_caffe_preprocess_matches_numpy(rng):
+    rgb = rng.integers(0, 256, (2, 5, 4, 3)).astype("uint8")
+    expected = rgb[..., ::-1].astype("float32") - np.array(CAFFE_MEAN_BGR, "float32")
+    np.testing.assert_allclose(CaffePreprocess()(rgb), expected, atol=1e-4)
+
+
+def test_flow_encodings_match_numpy(rng):
+    flow = rng.standard_normal((2, 4, 5, 2)).astype("float32") * 10
+    flow[0, 0, 0] = 0.0
+    np.testing.assert_allclose(FlowEncoding("uv", 20.0)(flow), flow / 20.0, atol=1e-6)
+    out = np.asarray(FlowEncoding("angle_magnitude", 10.0)(flow))
+    angle = np.arctan2(flow[..., 1], flow[..., 0])
+    magnitude = np.hypot(flow[..., 0], flow[..., 1])
+    np.testing.assert_allclose(out[..., 2], magnitude / 10.0, atol=1e-5)
+    np.testing.assert_allclose(out[1, ..., 0], np.cos(angle[1]), atol=1e-5)
+    np.testing.assert_allclose(out[1, ..., 1], np.sin(angle[1]), atol=1e-5)
+    np.testing.assert_array_equal(out[0, 0, 0], [1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="representation"):
+        FlowEncoding("polar")
+
+
+def test_pad_frames_uses_channel_values(rng):
+    x = rng.integers(0, 256, (1, 2, 5, 7, 3)).astype("float32")
+    out = np.asarray(PadFrames(16, CAFFE_MEAN_RGB)(x))
+    assert out.shape == (1, 2, 16, 16, 3)
+    np.testing.assert_allclose(out[:, :, :5, :7], x, atol=1e-4)
+    np.testing.assert_allclose(
+        out[:, :, 5:, :], np.broadcast_to(CAFFE_MEAN_RGB, out[:, :, 5:].shape), atol=1e-4
+    )
+    assert PadFrames(16)(np.zeros((1, 1, 32, 16, 2))).shape == (1, 1, 32, 16, 2)
+
+
+def test_upsampling_matches_opencv_bilinear(rng):
+    coarse = rng.random((1, 2, 6, 8, 1)).astype("float32")
+    frames = np.zeros((1, 2, 45, 61, 3), "uint8")
+    out = np.asarray(UpsampleToFrames(8)(coarse, frames))
+    assert out.shape == (1, 2, 45, 61, 1)
+    for t in range(2):
+        # OpenCV's INTER_LINEAR uses the same half-pixel-centre convention.
+        reference = cv2.resize(coarse[0, t, ..., 0], (64, 48), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(out[0, t, ..., 0], reference[:45, :61], atol=1e-5)
+
+
+# === Bad input ===
+
+
+def test_bad_inputs_name_the_input(tiny_model, rng):
+    good = clip(rng, 1, 3, 16, 16)
+    with pytest.raises(ValueError, match="same clip length"):
+        tiny_model({"frames": good["frames"], "flow": good["flow"][:, :2]})
+    with pytest.raises(ValueError, match="same height"):
+        tiny_model({"frames": good["frames"], "flow": good["flow"][:, :, :8]})
+    with pytest.raises(ValueError, match="flow"):
+        tiny_model({"frames": good["frames"], "flow": good["flow"][..., :1]})
+    bad_flow = good["flow"].copy()
+    bad_flow[0, 1, 2, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="`flow` contains NaN or Inf"):
+        tiny_model({"frames": good["frames"], "flow": bad_flow})
+
+
+def test_bad_inputs_in_graph_mode_raise_named_errors(tiny_model, rng):
+    spec = {
+        "frames": tf.TensorSpec((None, None, None, None, 3), tf.uint8),
+        "flow": tf.TensorSpec((None, None, None, None, 2), tf.float32),
+    }
+    fn = tf.function(lambda x: tiny_model(x), input_signature=[spec], autograph=False)
+    good = clip(rng, 1, 3, 16, 16)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`frames` and `flow` must have"):
+        fn({"frames": good["frames"], "flow": good["flow"][:, :2]})
+    bad_flow = good["flow"].copy()
+    bad_flow[..., 0] = np.inf
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`flow` contains NaN or Inf"):
+        fn({"frames": good["frames"], "flow": bad_flow})

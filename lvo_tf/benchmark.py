@@ -5,7 +5,9 @@ r"""Benchmarks of lvo_tf on this machine, as ratios measured in one run.
 Writes `<output_dir>/<section>.json` and `<section>.md` per section and logs
 the table. Sections: `convgru` (one bidirectional ConvGRU step at the paper's
 854x480 size: eager, tf.function, XLA, next to a plain conv2d of the same
-FLOPs and the matmul ceiling).
+FLOPs and the matmul ceiling); `stages` (seconds per frame, FLOPs and
+GFLOP/s of appearance, motion, memory and head at 854x480 for the `lite`
+and `paper` presets).
 """
 
 import os
@@ -15,10 +17,22 @@ from absl import app, flags, logging
 from lvo_tf import io_utils, perf
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/bench", "Where JSON and Markdown go.")
-_SECTIONS = flags.DEFINE_list("sections", ["convgru"], "Which benchmarks to run.")
+_SECTIONS = flags.DEFINE_list("sections", ["convgru", "stages"], "Which benchmarks to run.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (median).", lower_bound=1)
 
-_SECTION_FNS = {"convgru": (perf.bench_conv_gru, perf.conv_gru_markdown)}
+
+def _stages(repeats):
+    return {"presets": [perf.bench_stages(p, repeats=repeats) for p in ("lite", "paper")]}
+
+
+def _stages_markdown(result):
+    return perf.stages_markdown(result["presets"])
+
+
+_SECTION_FNS = {
+    "convgru": (perf.bench_conv_gru, perf.conv_gru_markdown),
+    "stages": (_stages, _stages_markdown),
+}
 
 
 def main(argv):

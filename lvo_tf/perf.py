@@ -14,6 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from lvo_tf.layers import ConvGRU
+from lvo_tf.models import lvo as lvo_models
 
 
 def time_call(fn: Callable[[], object], warmup: int = 2, repeats: int = 5) -> float:
@@ -145,6 +146,116 @@ def conv_gru_markdown(r: dict) -> str:
     )
     lines += ["", f"fp32 matmul ceiling in the same run: {r['matmul_gflops']:.0f} GFLOP/s."]
     return "\n".join(lines)
+
+
+def graph_flops(fn, *specs: tf.TensorSpec) -> int:
+    """Float operations of `fn` on inputs of these static shapes, counted by
+    TensorFlow's graph profiler (no while loops inside)."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    concrete = tf.function(fn, autograph=False).get_concrete_function(*specs)
+    graph = convert_variables_to_constants_v2(concrete).graph
+    builder = tf.compat.v1.profiler.ProfileOptionBuilder
+    options = builder(builder.float_operation()).with_empty_output().build()
+    return tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops
+
+
+def bench_stages(
+    preset: str = "lite",
+    height: int = 480,
+    width: int = 854,
+    batch_frames: int = 2,
+    clip_length: int = 4,
+    repeats: int = 3,
+) -> dict:
+    """Seconds per frame of each LVO stage at one frame size (compiled
+    tf.function, random weights), with the stage's FLOPs and GFLOP/s."""
+    config = lvo_models.resolve_config(preset)
+    pad = lvo_models.PAD_MULTIPLE
+    hp, wp = -(-height // pad) * pad, -(-width // pad) * pad
+    h8, w8 = hp // lvo_models.OUTPUT_STRIDE, wp // lvo_models.OUTPUT_STRIDE
+    n = batch_frames
+
+    appearance = lvo_models.build_appearance(config)
+    motion = lvo_models.build_motion(config)
+    memory_model = lvo_models.build_memory(config)
+    memory = memory_model.get_layer("visual_memory")
+    head_conv, classifier = (
+        memory_model.get_layer("head_conv"),
+        memory_model.get_layer("classifier"),
+    )
+
+    def head(x):
+        return classifier(head_conv(x))
+
+    frames = tf.cast(tf.random.uniform((n, hp, wp, 3), 0, 255, tf.int32), tf.uint8)
+    flow = tf.random.normal((n, hp, wp, 2))
+    features = tf.random.normal((1, clip_length, h8, w8, config.feature_channels))
+    hidden = tf.random.normal((1, clip_length, h8, w8, 2 * config.memory_filters))
+
+    per_frame = {
+        "appearance": (
+            appearance,
+            frames,
+            n,
+            graph_flops(appearance, tf.TensorSpec((1, hp, wp, 3), tf.uint8)),
+        ),
+        "motion": (motion, flow, n, graph_flops(motion, tf.TensorSpec((1, hp, wp, 2), tf.float32))),
+        "memory": (
+            memory,
+            features,
+            clip_length,
+            (2 if config.bidirectional else 1)
+            * conv_gru_step_flops(
+                h8, w8, config.feature_channels, config.memory_filters, config.memory_kernel
+            ),
+        ),
+        "head": (
+            head,
+            hidden,
+            clip_length,
+            graph_flops(head, tf.TensorSpec((1, 1, h8, w8, 2 * config.memory_filters))),
+        ),
+    }
+    result = {"preset": preset, "frame": [height, width], "padded": [hp, wp], "stages": {}}
+    for name, (fn, x, frames_in_call, flops) in per_frame.items():
+        compiled = tf.function(fn, autograph=False)
+        logging.info("stage %s (%s): timing %d runs", name, preset, repeats)
+        seconds = time_call(lambda c=compiled, v=x: c(v), warmup=1, repeats=repeats)
+        seconds /= frames_in_call
+        result["stages"][name] = {
+            "seconds_per_frame": seconds,
+            "gflop_per_frame": flops / 1e9,
+            "gflops": flops / seconds / 1e9,
+        }
+    total = sum(v["seconds_per_frame"] for v in result["stages"].values())
+    result["total_seconds_per_frame"] = total
+    return result
+
+
+def stages_markdown(results: list[dict]) -> str:
+    lines = [
+        "| preset | stage | s / frame | GFLOP / frame | GFLOP/s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        for name, v in r["stages"].items():
+            lines.append(
+                f"| {r['preset']} | {name} | {v['seconds_per_frame']:.4f} | "
+                f"{v['gflop_per_frame']:.2f} | {v['gflops']:.0f} |"
+            )
+        lines.append(
+            f"| {r['preset']} | **all four** | **{r['total_seconds_per_frame']:.3f}** | | |"
+        )
+    h, w = results[0]["frame"]
+    return (
+        f"Per-frame stages at {w}x{h} (padded to {results[0]['padded'][1]}x"
+        f"{results[0]['padded'][0]}), compiled tf.function, batch of frames for the "
+        "streams, a clip for memory and head; optical flow and CRF not included.\n\n"
+        + "\n".join(lines)
+    )
 
 
 def to_jsonable(value):

@@ -64,3 +64,23 @@ def test_demo_memory_keeps_static_objects(tmp_path):
     assert memory["static frames"] > 0.7
     assert memory["moving frames"] > 0.9
     assert (tmp_path / "contact_sheet.png").stat().st_size > 1000
+
+
+def test_graph_flops_counts_a_convolution():
+    import keras
+    import tensorflow as tf
+
+    conv = keras.layers.Conv2D(5, 3, padding="same", use_bias=False)
+    flops = perf.graph_flops(conv, tf.TensorSpec((2, 8, 10, 3), tf.float32))
+    assert flops == perf.conv_flops(8, 10, 3, 3, 5, batch=2)
+
+
+def test_bench_stages_small():
+    r = perf.bench_stages("lite", height=30, width=40, batch_frames=1, clip_length=2, repeats=1)
+    assert r["padded"] == [32, 48]
+    assert set(r["stages"]) == {"appearance", "motion", "memory", "head"}
+    memory_flops = 2 * perf.conv_gru_step_flops(4, 6, 33, 16, 7) / 1e9
+    assert r["stages"]["memory"]["gflop_per_frame"] == pytest.approx(memory_flops)
+    for v in r["stages"].values():
+        assert v["seconds_per_frame"] > 0 and v["gflop_per_frame"] > 0
+    assert "| lite | memory |" in perf.stages_markdown([r])

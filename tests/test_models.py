@@ -199,3 +199,13 @@ def test_bad_inputs_in_graph_mode_raise_named_errors(tiny_model, rng):
     bad_flow[..., 0] = np.inf
     with pytest.raises(tf.errors.InvalidArgumentError, match="`flow` contains NaN or Inf"):
         fn({"frames": good["frames"], "flow": bad_flow})
+
+
+def test_keras_file_round_trip(tiny_model, rng, tmp_path):
+    path = str(tmp_path / "lvo.keras")
+    tiny_model.save(path)
+    restored = keras.models.load_model(path)
+    x = clip(rng, 1, 2, 20, 30)
+    np.testing.assert_array_equal(restored(x), tiny_model(x))
+    assert len(restored.trainable_weights) == len(tiny_model.trainable_weights)
+    assert get_part(restored, "deeplab").trainable_weights == []

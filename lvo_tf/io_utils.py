@@ -30,4 +30,4 @@ def write_text(path: str, text: str) -> None:
 
 
 def write_json(path: str, value) -> None:
-    write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+    write_text(path, json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n")

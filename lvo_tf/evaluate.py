@@ -1,0 +1,53 @@
+r"""Scores a results folder with the DAVIS-2016 protocol.
+
+    python -m lvo_tf.evaluate --davis_root=ROOT --results_dir=RES --split=val \
+        --output_json=OUT.json
+
+Reads `ROOT/Annotations/480p/<seq>/*.png` (the frames listed in
+`ROOT/ImageSets/480p/<split>.txt`; `--split=all` takes every annotated
+sequence) and `RES/<seq>/<frame stem>.png`. Writes OUT.json
+(`{"sequences": {seq: {"J": {mean, recall, decay, per_frame}, "F": {...}}},
+"overall": {"J": {...}, "F": {...}, "J&F": x}, "problems": {...}}`), and next
+to it OUT.md (table) and OUT.png (per-sequence bar chart). Missing, resized
+or non-binary result masks are reported per sequence, not fatal.
+"""
+
+import os
+
+import cv2
+from absl import app, flags, logging
+
+from lvo_tf import io_utils
+from lvo_tf.evaluation import davis_eval
+
+_DAVIS_ROOT = flags.DEFINE_string("davis_root", None, "DAVIS-2016 root folder.")
+_RESULTS_DIR = flags.DEFINE_string("results_dir", None, "Folder of <seq>/<frame>.png masks.")
+_SPLIT = flags.DEFINE_string("split", "val", "Image set name, or 'all'.")
+_SEQUENCES = flags.DEFINE_list("sequences", None, "Only these sequences.")
+_OUTPUT_JSON = flags.DEFINE_string("output_json", None, "Where the scores go (.json).")
+flags.mark_flags_as_required(["davis_root", "results_dir", "output_json"])
+
+
+def main(argv):
+    del argv
+    if not _OUTPUT_JSON.value.endswith(".json"):
+        raise app.UsageError(f"--output_json must end in .json; got {_OUTPUT_JSON.value!r}")
+    try:
+        result = davis_eval.evaluate_results(
+            _DAVIS_ROOT.value, _RESULTS_DIR.value, _SPLIT.value, _SEQUENCES.value
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise app.UsageError(str(e)) from None
+    stem = os.path.splitext(_OUTPUT_JSON.value)[0]
+    markdown = davis_eval.results_markdown(result)
+    io_utils.write_json(_OUTPUT_JSON.value, result)
+    io_utils.write_text(stem + ".md", markdown)
+    with io_utils.atomic_path(stem + ".png", suffix=".png") as tmp:
+        if not cv2.imwrite(tmp, davis_eval.bar_chart(result)):
+            raise OSError(f"could not write {stem}.png")
+    print(markdown)
+    logging.info("Wrote %s, %s.md, %s.png", _OUTPUT_JSON.value, stem, stem)
+
+
+if __name__ == "__main__":
+    app.run(main)

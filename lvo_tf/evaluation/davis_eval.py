@@ -1,0 +1,187 @@
+"""Evaluate a results folder against DAVIS-2016 annotations.
+
+Results layout: `RESULTS/<sequence>/<frame stem>.png`, one mask per annotated
+frame, nonzero = foreground (as the official code reads them). Unlike the
+official tools, problems in the results are reported rather than fatal: a
+missing frame scores as an empty mask, a mask of the wrong size is resized
+(nearest neighbour) to the annotation, and masks with values other than 0 and
+255 are counted; all are listed per sequence.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import cv2
+import numpy as np
+from absl import logging
+
+from lvo_tf.evaluation import davis_metrics
+
+RESOLUTION = "480p"
+STATISTICS = ("mean", "recall", "decay")
+
+
+def read_mask(path: str) -> tuple[np.ndarray, bool]:
+    """(mask as bool [H, W], whether it held values other than 0 and 255).
+    Colour or palette PNGs count any nonzero channel as foreground."""
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"cannot read mask {path!r} (missing, empty or not an image)")
+    if image.ndim == 3:
+        image = image.max(axis=-1)
+    non_binary = bool(np.any((image != 0) & (image != 255)))
+    return image > 0, non_binary
+
+
+def list_sequences(davis_root: str, split: str | None, sequences: list[str] | None):
+    """{sequence: [frame stems]} of the annotated frames to evaluate."""
+    annotations = os.path.join(davis_root, "Annotations", RESOLUTION)
+    if not os.path.isdir(annotations):
+        raise FileNotFoundError(f"--davis_root: no folder {annotations!r}")
+    frames: dict[str, list[str]] = {}
+    image_set = os.path.join(davis_root, "ImageSets", RESOLUTION, f"{split}.txt") if split else None
+    if image_set and os.path.isfile(image_set):
+        with open(image_set) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 2:
+                    continue
+                seq, name = parts[1].strip("/").split("/")[-2:]
+                frames.setdefault(seq, []).append(os.path.splitext(name)[0])
+    elif split and split != "all":
+        raise FileNotFoundError(f"--split={split}: no image set {image_set!r}")
+    else:
+        for seq in sorted(os.listdir(annotations)):
+            folder = os.path.join(annotations, seq)
+            if os.path.isdir(folder):
+                stems = sorted(
+                    os.path.splitext(n)[0] for n in os.listdir(folder) if n.endswith(".png")
+                )
+                frames[seq] = stems
+    if sequences:
+        unknown = sorted(set(sequences) - set(frames))
+        if unknown:
+            raise ValueError(f"--sequences: not in the dataset/split: {unknown}")
+        frames = {s: frames[s] for s in sequences}
+    empty = sorted(s for s, stems in frames.items() if not stems)
+    if not frames or empty:
+        raise ValueError(f"no annotated frames to evaluate (empty sequences: {empty})")
+    return frames
+
+
+def evaluate_results(
+    davis_root: str,
+    results_dir: str,
+    split: str | None = "val",
+    sequences: list[str] | None = None,
+) -> dict:
+    """J and F per sequence and overall, with the problems found in the results."""
+    if not os.path.isdir(results_dir):
+        raise FileNotFoundError(f"--results_dir: no folder {results_dir!r}")
+    todo = list_sequences(davis_root, split, sequences)
+    out: dict = {"sequences": {}, "problems": {}}
+    start = time.time()
+    for k, (seq, stems) in enumerate(todo.items(), 1):
+        gts, preds = [], []
+        problems = {"missing": [], "resized": [], "non_binary": []}
+        for stem in stems:
+            gt, _ = read_mask(
+                os.path.join(davis_root, "Annotations", RESOLUTION, seq, stem + ".png")
+            )
+            path = os.path.join(results_dir, seq, stem + ".png")
+            if not os.path.isfile(path):
+                problems["missing"].append(stem)
+                pred = np.zeros_like(gt)
+            else:
+                pred, non_binary = read_mask(path)
+                if non_binary:
+                    problems["non_binary"].append(stem)
+                if pred.shape != gt.shape:
+                    problems["resized"].append(f"{stem}: {pred.shape[1]}x{pred.shape[0]}")
+                    pred = cv2.resize(
+                        pred.astype(np.uint8), gt.shape[::-1], interpolation=cv2.INTER_NEAREST
+                    ).astype(bool)
+            gts.append(gt)
+            preds.append(pred)
+        scores = davis_metrics.evaluate_sequence(preds, gts)
+        for measure in scores.values():  # JSON has no NaN: unevaluated frames are null
+            measure["per_frame"] = [None if np.isnan(v) else v for v in measure["per_frame"]]
+        out["sequences"][seq] = scores
+        problems = {kind: v for kind, v in problems.items() if v}
+        if problems:
+            out["problems"][seq] = problems
+            logging.warning("%s: problems in the results: %s", seq, problems)
+        rate = k / (time.time() - start)
+        logging.info(
+            "[%d/%d] %s  J %.3f  F %.3f  (%.1f seq/s, ETA %.0f s)",
+            k,
+            len(todo),
+            seq,
+            out["sequences"][seq]["J"]["mean"],
+            out["sequences"][seq]["F"]["mean"],
+            rate,
+            (len(todo) - k) / rate,
+        )
+    overall = {
+        m: {s: float(np.mean([r[m][s] for r in out["sequences"].values()])) for s in STATISTICS}
+        for m in ("J", "F")
+    }
+    overall["J&F"] = (overall["J"]["mean"] + overall["F"]["mean"]) / 2
+    out["overall"] = overall
+    return out
+
+
+def results_markdown(result: dict) -> str:
+    lines = [
+        "| sequence | J mean | J recall | J decay | F mean | F recall | F decay |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def row(name, r):
+        return (
+            f"| {name} | "
+            + " | ".join(f"{r[m][s]:.3f}" for m in ("J", "F") for s in STATISTICS)
+            + " |"
+        )
+
+    for seq, r in result["sequences"].items():
+        lines.append(row(seq, r))
+    lines.append(row("**overall**", result["overall"]))
+    lines.append(f"\nJ&F mean: {result['overall']['J&F']:.3f}")
+    if result["problems"]:
+        lines.append("\nProblems in the results (missing frames scored as empty masks):")
+        for seq, problems in result["problems"].items():
+            for kind, items in problems.items():
+                lines.append(f"- {seq}: {kind} ({len(items)}): {', '.join(items[:10])}")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(result: dict, bar_width: int = 18, height: int = 300) -> np.ndarray:
+    """Per-sequence J mean (blue) and F mean (orange) bars, as a BGR image."""
+    seqs = list(result["sequences"])
+    label_h, margin = 110, 40
+    width = margin + len(seqs) * (2 * bar_width + 12) + 20
+    image = np.full((height + label_h, max(width, 240), 3), 255, np.uint8)
+    for level in (0.0, 0.25, 0.5, 0.75, 1.0):
+        y = int(height - level * (height - 20))
+        cv2.line(image, (margin, y), (image.shape[1] - 10, y), (220, 220, 220), 1)
+        cv2.putText(image, f"{level:.2f}", (2, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
+    for i, seq in enumerate(seqs):
+        x = margin + i * (2 * bar_width + 12)
+        for j, (measure, color) in enumerate((("J", (200, 120, 30)), ("F", (30, 140, 240)))):
+            value = result["sequences"][seq][measure]["mean"]
+            top = int(height - value * (height - 20))
+            x0 = x + j * bar_width
+            cv2.rectangle(image, (x0, top), (x0 + bar_width - 2, height), color, -1)
+        label = np.full((bar_width * 2, label_h), 255, np.uint8)
+        cv2.putText(label, seq[:16], (2, bar_width + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 0, 1)
+        rotated = cv2.rotate(label, cv2.ROTATE_90_CLOCKWISE)
+        region = image[height + 2 : height + 2 + rotated.shape[0], x : x + rotated.shape[1]]
+        region[:] = np.minimum(region, rotated[: region.shape[0], : region.shape[1], None])
+    cv2.putText(image, "J mean", (margin, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 120, 30), 1)
+    cv2.putText(
+        image, "F mean", (margin + 70, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (30, 140, 240), 1
+    )
+    return image

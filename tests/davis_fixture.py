@@ -1,0 +1,49 @@
+"""Small DAVIS-2016-layout datasets written by the tests, and the real dev set's location."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import cv2
+import numpy as np
+
+
+def dev_set_root() -> str | None:
+    """The real development sequences, if this machine has them."""
+    root = os.environ.get(
+        "LVO_DAVIS_DEV",
+        str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-dev"),
+    )
+    return root if os.path.isdir(os.path.join(root, "Annotations")) else None
+
+
+def blob_mask(rng, h, w) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    cy, cx = rng.uniform(h / 4, 3 * h / 4), rng.uniform(w / 4, 3 * w / 4)
+    ry, rx = rng.uniform(3, h / 3), rng.uniform(3, w / 3)
+    return ((((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2) <= 1).astype(np.uint8) * 255
+
+
+def write_davis(root, rng, sequences=("alpha", "beta"), frames=5, size=(24, 32), split="val"):
+    """Writes JPEGImages, Annotations and ImageSets for `sequences`; returns
+    {sequence: [annotation masks]}."""
+    h, w = size
+    masks = {}
+    lines = []
+    for seq in sequences:
+        for sub in ("JPEGImages", "Annotations"):
+            os.makedirs(os.path.join(root, sub, "480p", seq), exist_ok=True)
+        masks[seq] = []
+        for i in range(frames):
+            stem = f"{i:05d}"
+            mask = blob_mask(rng, h, w)
+            frame = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+            cv2.imwrite(os.path.join(root, "JPEGImages", "480p", seq, stem + ".jpg"), frame)
+            cv2.imwrite(os.path.join(root, "Annotations", "480p", seq, stem + ".png"), mask)
+            masks[seq].append(mask)
+            lines.append(f"/JPEGImages/480p/{seq}/{stem}.jpg /Annotations/480p/{seq}/{stem}.png")
+    os.makedirs(os.path.join(root, "ImageSets", "480p"), exist_ok=True)
+    with open(os.path.join(root, "ImageSets", "480p", f"{split}.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return masks

@@ -17,18 +17,18 @@ import cv2
 import numpy as np
 from absl import logging
 
+from lvo_tf.data import readers
 from lvo_tf.evaluation import davis_metrics
 
-RESOLUTION = "480p"
 STATISTICS = ("mean", "recall", "decay")
 
 
 def read_mask(path: str) -> tuple[np.ndarray, bool]:
-    """(mask as bool [H, W], whether it held values other than 0 and 255).
-    Colour or palette PNGs count any nonzero channel as foreground."""
+    """A result mask: (bool [H, W], whether it held values other than 0 and
+    255). Colour or palette PNGs count any nonzero channel as foreground."""
     image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ValueError(f"cannot read mask {path!r} (missing, empty or not an image)")
+        raise ValueError(f"cannot read result mask {path!r} (corrupt or not an image)")
     if image.ndim == 3:
         image = image.max(axis=-1)
     non_binary = bool(np.any((image != 0) & (image != 255)))
@@ -36,39 +36,15 @@ def read_mask(path: str) -> tuple[np.ndarray, bool]:
 
 
 def list_sequences(davis_root: str, split: str | None, sequences: list[str] | None):
-    """{sequence: [frame stems]} of the annotated frames to evaluate."""
-    annotations = os.path.join(davis_root, "Annotations", RESOLUTION)
-    if not os.path.isdir(annotations):
-        raise FileNotFoundError(f"--davis_root: no folder {annotations!r}")
-    frames: dict[str, list[str]] = {}
-    image_set = os.path.join(davis_root, "ImageSets", RESOLUTION, f"{split}.txt") if split else None
-    if image_set and os.path.isfile(image_set):
-        with open(image_set) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 2:
-                    continue
-                seq, name = parts[1].strip("/").split("/")[-2:]
-                frames.setdefault(seq, []).append(os.path.splitext(name)[0])
-    elif split and split != "all":
-        raise FileNotFoundError(f"--split={split}: no image set {image_set!r}")
-    else:
-        for seq in sorted(os.listdir(annotations)):
-            folder = os.path.join(annotations, seq)
-            if os.path.isdir(folder):
-                stems = sorted(
-                    os.path.splitext(n)[0] for n in os.listdir(folder) if n.endswith(".png")
-                )
-                frames[seq] = stems
-    if sequences:
-        unknown = sorted(set(sequences) - set(frames))
-        if unknown:
-            raise ValueError(f"--sequences: not in the dataset/split: {unknown}")
-        frames = {s: frames[s] for s in sequences}
-    empty = sorted(s for s, stems in frames.items() if not stems)
-    if not frames or empty:
-        raise ValueError(f"no annotated frames to evaluate (empty sequences: {empty})")
-    return frames
+    """{sequence: {frame stem: annotation path}} of the annotated frames to evaluate."""
+    todo = {
+        seq.name: seq.annotation_paths
+        for seq in readers.davis_sequences(davis_root, split, sequences)
+    }
+    empty = sorted(name for name, annotations in todo.items() if not annotations)
+    if empty:
+        raise ValueError(f"sequences without annotations: {empty}")
+    return todo
 
 
 def evaluate_results(
@@ -83,13 +59,11 @@ def evaluate_results(
     todo = list_sequences(davis_root, split, sequences)
     out: dict = {"sequences": {}, "problems": {}}
     start = time.time()
-    for k, (seq, stems) in enumerate(todo.items(), 1):
+    for k, (seq, annotation_paths) in enumerate(todo.items(), 1):
         gts, preds = [], []
         problems = {"missing": [], "resized": [], "non_binary": []}
-        for stem in stems:
-            gt, _ = read_mask(
-                os.path.join(davis_root, "Annotations", RESOLUTION, seq, stem + ".png")
-            )
+        for stem, annotation in annotation_paths.items():
+            gt, _ = readers.read_annotation(annotation)
             path = os.path.join(results_dir, seq, stem + ".png")
             if not os.path.isfile(path):
                 problems["missing"].append(stem)

@@ -1,0 +1,1 @@
+"""Data: readers (DAVIS, frames, video), optical flow, the synthetic world, input pipelines."""

@@ -1,0 +1,219 @@
+"""Reading videos and masks: DAVIS-2016 layout, folders of frames, video files.
+
+Frames come back as RGB uint8 [H, W, 3]; annotations as bool [H, W]. Bad
+input raises an error naming the file or sequence:
+
+- a missing root, split file or sequence: `FileNotFoundError` / `ValueError`;
+- a sequence with no frames, frames of different sizes in one sequence, an
+  annotation whose size differs from its frame: `ValueError`;
+- an unreadable image, or a JPEG cut short (no end-of-image marker):
+  `ValueError`.
+
+Multi-object annotations (DAVIS-2017 palette PNGs, several label values) are
+binarised, any object = foreground, and the log says so once per sequence.
+A single-frame video is valid (its flow is zero; see `lvo_tf.data.flow`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import cv2
+import numpy as np
+from absl import logging
+
+RESOLUTION = "480p"
+FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+@dataclasses.dataclass
+class Sequence:
+    """A video as files: ordered frame paths and the annotated frames' masks."""
+
+    name: str
+    frame_paths: list[str]
+    annotation_paths: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def stems(self) -> list[str]:
+        return [os.path.splitext(os.path.basename(p))[0] for p in self.frame_paths]
+
+    def __len__(self) -> int:
+        return len(self.frame_paths)
+
+
+def _image_files(folder: str, extensions=FRAME_EXTENSIONS) -> list[str]:
+    return sorted(
+        os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(extensions)
+    )
+
+
+def read_frame(path: str) -> np.ndarray:
+    """RGB uint8 [H, W, 3]."""
+    if path.lower().endswith((".jpg", ".jpeg")):
+        try:
+            with open(path, "rb") as f:
+                f.seek(-2, os.SEEK_END)
+                tail = f.read()
+        except OSError as e:
+            raise ValueError(f"cannot read frame {path!r}: {e.strerror or e}") from None
+        if tail != b"\xff\xd9":
+            raise ValueError(f"frame {path!r} is a truncated JPEG (no end-of-image marker)")
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read frame {path!r} (missing, corrupt or not an image)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_annotation(path: str) -> tuple[np.ndarray, int]:
+    """(bool mask [H, W], number of distinct object labels found)."""
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"cannot read annotation {path!r} (missing, corrupt or not an image)")
+    if image.ndim == 3:  # colour / palette PNG: one colour per object
+        flat = image.reshape(-1, image.shape[-1])
+        labels = len({tuple(c) for c in np.unique(flat, axis=0)} - {(0,) * image.shape[-1]})
+        return image.max(axis=-1) > 0, labels
+    return image > 0, len(np.unique(image[image > 0]))
+
+
+# === DAVIS ===
+
+
+def davis_sequences(
+    root: str, split: str | None = "val", sequences: list[str] | None = None
+) -> list[Sequence]:
+    """Sequences of a DAVIS-2016-layout root, in split-file order.
+
+    `split` names `ImageSets/480p/<split>.txt`; `None` or `"all"` takes every
+    folder of `JPEGImages/480p`. Annotations are those listed by the split
+    file, or every PNG of `Annotations/480p/<seq>` without one.
+    """
+    images = os.path.join(root, "JPEGImages", RESOLUTION)
+    annotations = os.path.join(root, "Annotations", RESOLUTION)
+    if not os.path.isdir(images):
+        raise FileNotFoundError(f"DAVIS root {root!r}: no folder {images!r}")
+    listed: dict[str, list[str]] | None = None
+    if split not in (None, "all"):
+        image_set = os.path.join(root, "ImageSets", RESOLUTION, f"{split}.txt")
+        if not os.path.isfile(image_set):
+            raise FileNotFoundError(f"split {split!r}: no image set {image_set!r}")
+        listed = {}
+        with open(image_set) as f:
+            for line in f:
+                parts = line.split()
+                if parts:
+                    seq = parts[0].strip("/").split("/")[-2]
+                    listed.setdefault(seq, [])
+                    if len(parts) > 1:
+                        listed[seq].append(os.path.join(root, parts[1].lstrip("/")))
+    names = (
+        list(listed)
+        if listed is not None
+        else sorted(n for n in os.listdir(images) if os.path.isdir(os.path.join(images, n)))
+    )
+    if sequences:
+        unknown = sorted(set(sequences) - set(names))
+        if unknown:
+            raise ValueError(f"sequences not in {root!r} (split {split!r}): {unknown}")
+        names = [n for n in names if n in set(sequences)]
+    out = []
+    for name in names:
+        folder = os.path.join(images, name)
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"sequence {name!r}: no folder {folder!r}")
+        frames = _image_files(folder)
+        if not frames:
+            raise ValueError(f"sequence {name!r} has no frames in {folder!r}")
+        if listed is not None and listed[name]:
+            masks = listed[name]
+        else:
+            ann = os.path.join(annotations, name)
+            masks = _image_files(ann, (".png",)) if os.path.isdir(ann) else []
+        out.append(
+            Sequence(name, frames, {os.path.splitext(os.path.basename(p))[0]: p for p in masks})
+        )
+    if not out:
+        raise ValueError(f"no sequences found in {root!r} (split {split!r})")
+    return out
+
+
+def folder_sequences(root: str) -> list[Sequence]:
+    """A plain folder of sequences: `root/<seq>/*.jpg` (no masks)."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"no folder {root!r}")
+    names = sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
+    out = [frames_folder(os.path.join(root, n)) for n in names]
+    if not out:
+        raise ValueError(f"no sequence folders in {root!r}")
+    return out
+
+
+def frames_folder(folder: str) -> Sequence:
+    """A folder of frame images, in file-name order."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"no folder {folder!r}")
+    frames = _image_files(folder)
+    if not frames:
+        raise ValueError(f"folder {folder!r} has no frames ({', '.join(FRAME_EXTENSIONS)})")
+    return Sequence(os.path.basename(os.path.normpath(folder)), frames)
+
+
+# === Loading pixels ===
+
+
+def load_frames(sequence: Sequence) -> np.ndarray:
+    """All frames of a sequence, [T, H, W, 3] uint8; they must share one size."""
+    frames = [read_frame(p) for p in sequence.frame_paths]
+    first = frames[0].shape
+    for path, frame in zip(sequence.frame_paths, frames, strict=True):
+        if frame.shape != first:
+            raise ValueError(
+                f"sequence {sequence.name!r}: frame {path!r} is {frame.shape[1]}x"
+                f"{frame.shape[0]} but the first frame is {first[1]}x{first[0]}"
+            )
+    return np.stack(frames)
+
+
+def load_annotations(sequence: Sequence, frame_shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """{frame stem: bool mask} for the annotated frames, checked against the
+    frame size and binarised (logged once if several objects are present)."""
+    masks = {}
+    multi = False
+    for stem, path in sequence.annotation_paths.items():
+        mask, labels = read_annotation(path)
+        if mask.shape != tuple(frame_shape):
+            raise ValueError(
+                f"sequence {sequence.name!r}: annotation {path!r} is {mask.shape[1]}x"
+                f"{mask.shape[0]} but its frames are {frame_shape[1]}x{frame_shape[0]}"
+            )
+        multi = multi or labels > 1
+        masks[stem] = mask
+    if multi:
+        logging.info(
+            "sequence %s: multi-object annotations binarised (any object = foreground)",
+            sequence.name,
+        )
+    return masks
+
+
+def read_video(path: str, max_frames: int | None = None) -> np.ndarray:
+    """Frames of a video file (anything OpenCV opens), [T, H, W, 3] RGB uint8."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no video file {path!r}")
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise ValueError(f"cannot open video {path!r} (unknown format or corrupt)")
+    frames = []
+    try:
+        while max_frames is None or len(frames) < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    finally:
+        capture.release()
+    if not frames:
+        raise ValueError(f"video {path!r} has no readable frames")
+    return np.stack(frames)

@@ -40,9 +40,19 @@ from lvo_tf import io_utils
 from lvo_tf.data import flow as flow_lib
 
 PHOTOS = (
-    "astronaut", "coffee", "chelsea", "rocket", "camera", "cat",
-    "immunohistochemistry", "hubble_deep_field", "retina", "brick", "grass", "gravel",
-)  # fmt: skip
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "camera",
+    "cat",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "brick",
+    "grass",
+    "gravel",
+)
 SCHEDULES = ("always", "move_then_stop", "start_late", "stop_and_go")
 
 
@@ -204,9 +214,11 @@ def render_video(rng: np.random.Generator, config: WorldConfig = WorldConfig()) 
     def camera(t, depth):
         zoom = (1 + zoom_rate) ** (t * depth)
         return (
-            centre @ _rotate_scale(rot_rate * t, zoom) @ np.linalg.inv(centre)
+            centre
+            @ _rotate_scale(rot_rate * t, zoom)
+            @ np.linalg.inv(centre)
             @ _translate(*(depth * offsets[t]))
-        )  # fmt: skip
+        )
 
     margin = int(np.abs(offsets).max() * 3.2 + 0.08 * max(h, w)) + 8
     layers: list[_Layer] = []
@@ -326,8 +338,7 @@ def _make_object(rng, config, name, role, schedule, depth, camera):
         poly = _star_polygon(radius, amplitudes, phases) + side / 2
         cv2.fillPoly(canvas, [np.round(poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         alphas.append(canvas.astype(np.float32) / 255)
-        pose = (_translate(*pos) @ _rotate_scale(angle, scale)
-                @ _translate(-side / 2, -side / 2))  # fmt: skip
+        pose = _translate(*pos) @ _rotate_scale(angle, scale) @ _translate(-side / 2, -side / 2)
         transforms.append(camera(t, depth) @ pose)
         if t < t_len - 1 and moving[t]:
             pos = pos + vel
@@ -381,9 +392,10 @@ def _composite(rng, config, layers, meta) -> Video:
     meta["foreground_area"] = float(masks.mean())
     meta["layers"] = [{"name": layer.name, "role": layer.role} for layer in layers]
     clip_static = [
-        t for t in range(t_len)
+        t
+        for t in range(t_len)
         if fg and all(t in o["static_frames"] for o in meta["objects"] if o["role"] == "foreground")
-    ]  # fmt: skip
+    ]
     meta["static_frames"] = clip_static
     return Video(np.clip(frames, 0, 255).astype(np.uint8), masks, flow, moving, ids, meta)
 
@@ -401,9 +413,13 @@ def write_video(root: str, name: str, video: Video, jpeg_quality: int = 90) -> N
     `Meta/<seq>.json`, which is written last and marks the video complete."""
     folders = {
         k: os.path.join(root, *parts, name)
-        for k, parts in {"frames": ("JPEGImages", "480p"), "masks": ("Annotations", "480p"),
-                         "motion": ("Motion", "480p"), "flow": ("Flow",)}.items()
-    }  # fmt: skip
+        for k, parts in {
+            "frames": ("JPEGImages", "480p"),
+            "masks": ("Annotations", "480p"),
+            "motion": ("Motion", "480p"),
+            "flow": ("Flow",),
+        }.items()
+    }
     for t, frame in enumerate(video.frames):
         stem = f"{t:05d}"
         _write_image(
@@ -439,8 +455,10 @@ def write_image_sets(root: str, names: list[str], frames: dict[str, int], val_na
     for split in ("train", "val"):
         lines = [
             f"/JPEGImages/480p/{n}/{t:05d}.jpg /Annotations/480p/{n}/{t:05d}.png"
-            for n in names if (n in val_names) == (split == "val") for t in range(frames[n])
-        ]  # fmt: skip
+            for n in names
+            if (n in val_names) == (split == "val")
+            for t in range(frames[n])
+        ]
         io_utils.write_text(
             os.path.join(root, "ImageSets", "480p", f"{split}.txt"),
             "\n".join(lines) + ("\n" if lines else ""),

@@ -7,7 +7,9 @@ the table. Sections: `convgru` (one bidirectional ConvGRU step at the paper's
 854x480 size: eager, tf.function, XLA, next to a plain conv2d of the same
 FLOPs and the matmul ceiling); `stages` (seconds per frame, FLOPs and
 GFLOP/s of appearance, motion, memory and head at 854x480 for the `lite`
-and `paper` presets).
+and `paper` presets); `pipeline` (clips per second from a feature cache
+through tf.data with stop-and-go, next to one memory training step's
+consumption).
 """
 
 import os
@@ -17,7 +19,9 @@ from absl import app, flags, logging
 from lvo_tf import io_utils, perf
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/bench", "Where JSON and Markdown go.")
-_SECTIONS = flags.DEFINE_list("sections", ["convgru", "stages"], "Which benchmarks to run.")
+_SECTIONS = flags.DEFINE_list(
+    "sections", ["convgru", "stages", "pipeline"], "Which benchmarks to run."
+)
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (median).", lower_bound=1)
 
 
@@ -29,9 +33,18 @@ def _stages_markdown(result):
     return perf.stages_markdown(result["presets"])
 
 
+def _pipeline(repeats):
+    return {"presets": [perf.bench_pipeline(p, repeats=repeats) for p in ("lite", "paper")]}
+
+
+def _pipeline_markdown(result):
+    return perf.pipeline_markdown(result["presets"])
+
+
 _SECTION_FNS = {
     "convgru": (perf.bench_conv_gru, perf.conv_gru_markdown),
     "stages": (_stages, _stages_markdown),
+    "pipeline": (_pipeline, _pipeline_markdown),
 }
 
 

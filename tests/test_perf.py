@@ -84,3 +84,11 @@ def test_bench_stages_small():
     for v in r["stages"].values():
         assert v["seconds_per_frame"] > 0 and v["gflop_per_frame"] > 0
     assert "| lite | memory |" in perf.stages_markdown([r])
+
+
+def test_bench_pipeline_small():
+    r = perf.bench_pipeline("lite", clip_length=6, size=(4, 6), clips=5, repeats=1)
+    assert r["clip"] == [6, 4, 6, 33]
+    assert r["pipeline_clips_per_second"] > 0 and r["train_step_seconds"] > 0
+    assert r["headroom"] == pytest.approx(r["pipeline_clips_per_second"] * r["train_step_seconds"])
+    assert "| lite |" in perf.pipeline_markdown([r])

@@ -1,0 +1,83 @@
+"""Cached per-frame stream features for training the memory without the streams.
+
+Layout (read by `lvo_tf.data.pipeline.FeatureSource`):
+
+    <root>/index.json          {"channels": C, "stride": 8,
+                                "sequences": {name: {"frames": T, "size": [h, w]}}}
+    <root>/<seq>.features.npy  float16 [T, h, w, C]: appearance channels, then motion
+    <root>/<seq>.labels.npy    float16 [T, h, w, 1]: foreground fraction per 8x8 cell
+
+One shard per sequence; each file is written atomically and the index is
+updated after both files of a sequence exist, so an interrupted extraction
+resumes with the first sequence not in the index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from lvo_tf import io_utils
+from lvo_tf.models.lvo import OUTPUT_STRIDE, PAD_MULTIPLE
+
+
+def labels_at_stride(masks: np.ndarray) -> np.ndarray:
+    """[T, H, W] bool -> [T, h, w, 1] float16 foreground fraction per cell,
+    on the model's padded grid (H, W padded to a multiple of 16 with background)."""
+    t, h, w = masks.shape
+    hp, wp = -(-h // PAD_MULTIPLE) * PAD_MULTIPLE, -(-w // PAD_MULTIPLE) * PAD_MULTIPLE
+    padded = np.zeros((t, hp, wp), np.float32)
+    padded[:, :h, :w] = masks
+    s = OUTPUT_STRIDE
+    cells = padded.reshape(t, hp // s, s, wp // s, s).mean(axis=(2, 4))
+    return cells[..., None].astype(np.float16)
+
+
+class FeatureCache:
+    def __init__(self, root: str):
+        self.root = root
+        os.makedirs(root, exist_ok=True)
+        path = os.path.join(root, "index.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                self.index = json.load(f)
+        else:
+            self.index = {"channels": None, "stride": OUTPUT_STRIDE, "sequences": {}}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.index["sequences"]
+
+    def write(self, name: str, features: np.ndarray, labels: np.ndarray) -> None:
+        if features.shape[:3] != labels.shape[:3]:
+            raise ValueError(f"{name}: features {features.shape} and labels {labels.shape} differ")
+        channels = int(features.shape[-1])
+        if self.index["channels"] not in (None, channels):
+            raise ValueError(
+                f"{name}: {channels} channels, but the cache at {self.root!r} holds "
+                f"{self.index['channels']} (another preset?)"
+            )
+        for suffix, array in ((".features.npy", features), (".labels.npy", labels)):
+            path = os.path.join(self.root, name + suffix)
+            with io_utils.atomic_path(path, suffix=".npy") as tmp:
+                np.save(tmp, array.astype(np.float16))
+        self.index["channels"] = channels
+        self.index["sequences"][name] = {
+            "frames": int(features.shape[0]),
+            "size": [int(features.shape[1]), int(features.shape[2])],
+        }
+        io_utils.write_json(os.path.join(self.root, "index.json"), self.index)
+
+
+def extract(streams, frames: np.ndarray, flow: np.ndarray, chunk: int = 8) -> np.ndarray:
+    """Runs the streams model over a video in chunks of frames: [T, h, w, C] float16."""
+    import tensorflow as tf
+
+    run = tf.function(lambda f, w: streams([f, w], training=False), reduce_retracing=True)
+    out = []
+    for start in range(0, len(frames), chunk):
+        f = frames[None, start : start + chunk]
+        w = flow[None, start : start + chunk]
+        out.append(np.asarray(run(f, w))[0].astype(np.float16))
+    return np.concatenate(out)

@@ -1,0 +1,241 @@
+"""tf.data pipelines of training clips, with the paper's stop-and-go augmentation.
+
+A clip is `clip_length` consecutive frames of one random video, randomly
+cropped and horizontally flipped (the same crop and flip for the whole clip).
+Two kinds of source:
+
+- `FeatureSource`: cached per-frame stream features [T, h, w, C] (the motion
+  probability is the last channel) with soft labels [T, h, w, 1] at 1/8,
+  as written by `lvo_tf.extract_features`;
+- `FrameSource`: frames [T, H, W, 3] uint8, flow [T, H, W, 2] and masks
+  [T, H, W, 1] (a flip negates the flow's u).
+
+Stop-and-go augmentation (Tokmakov et al. 2017), in a fraction of the clips:
+
+- `stop`: the clip's first `L - k` real frames, then the last real frame
+  repeated k times with zero motion input and its ground truth: an object
+  that stops;
+- `static_start`: the first real frame repeated k times with zero motion
+  input and its ground truth, then `L - k` real frames: an object static at
+  the start. (k = 5 in the paper.)
+
+"Zero motion input" is the motion channel for features and the flow for
+frames. Every random choice of clip `i` is a stateless draw from
+`(seed, i)`, so the stream is the same for a seed whatever the parallelism.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+NO_AUGMENT, STOP, STATIC_START = 0, 1, 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipConfig:
+    clip_length: int = 14
+    crop: tuple[int, int] | None = None  # (height, width) at the source's resolution
+    flip: bool = True
+    stop_and_go: float = 0.2  # fraction of clips augmented
+    stop_frames: int = 5
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.clip_length < 1:
+            raise ValueError(f"clip_length must be >= 1; got {self.clip_length}")
+        if not 0.0 <= self.stop_and_go <= 1.0:
+            raise ValueError(f"stop_and_go must be in [0, 1]; got {self.stop_and_go}")
+        if self.stop_and_go > 0 and not 0 < self.stop_frames < self.clip_length:
+            raise ValueError(
+                f"stop_frames must be in [1, clip_length); got {self.stop_frames} "
+                f"with clip_length {self.clip_length}"
+            )
+
+
+class FeatureSource:
+    """Cached features: `<root>/index.json`, `<root>/<seq>.features.npy`
+    (float16 [T, h, w, C]) and `<root>/<seq>.labels.npy` (float16 [T, h, w, 1],
+    the fraction of foreground pixels in each 8x8 cell)."""
+
+    kind = "features"
+
+    def __init__(self, root: str, sequences: list[str] | None = None):
+        index_path = os.path.join(root, "index.json")
+        if not os.path.isfile(index_path):
+            raise FileNotFoundError(f"no feature cache at {root!r} (missing index.json)")
+        with open(index_path) as f:
+            index = json.load(f)
+        names = sequences or sorted(index["sequences"])
+        unknown = sorted(set(names) - set(index["sequences"]))
+        if unknown:
+            raise ValueError(f"sequences not in the feature cache {root!r}: {unknown}")
+        self.root, self.names = root, names
+        self.lengths = [index["sequences"][n]["frames"] for n in names]
+        self.channels = index["channels"]
+        self.size = tuple(index["sequences"][names[0]]["size"])
+        sizes = {tuple(index["sequences"][n]["size"]) for n in names}
+        if len(sizes) > 1:
+            raise ValueError(f"feature cache {root!r} mixes sizes {sorted(sizes)}; crop needed")
+        self._arrays = {}
+
+    def _load(self, name):
+        if name not in self._arrays:
+            base = os.path.join(self.root, name)
+            self._arrays[name] = (
+                np.load(base + ".features.npy", mmap_mode="r"),
+                np.load(base + ".labels.npy", mmap_mode="r"),
+            )
+        return self._arrays[name]
+
+    def clip(self, index: int, start: int, length: int):
+        features, labels = self._load(self.names[index])
+        return (
+            np.asarray(features[start : start + length], np.float32),
+            np.asarray(labels[start : start + length], np.float32),
+        )
+
+    def signature(self, length):
+        h, w = self.size
+        return (
+            tf.TensorSpec((length, h, w, self.channels), tf.float32),
+            tf.TensorSpec((length, h, w, 1), tf.float32),
+        )
+
+
+class FrameSource:
+    """Frames, flow and masks held as arrays: {name: (frames, flow, masks)}."""
+
+    kind = "frames"
+
+    def __init__(self, videos: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]):
+        if not videos:
+            raise ValueError("FrameSource needs at least one video")
+        self.names = sorted(videos)
+        self.videos = videos
+        self.lengths = [len(videos[n][0]) for n in self.names]
+        sizes = {videos[n][0].shape[1:3] for n in self.names}
+        if len(sizes) > 1:
+            raise ValueError(f"videos of different sizes {sorted(sizes)}; give a crop")
+        self.size = next(iter(sizes))
+
+    def clip(self, index: int, start: int, length: int):
+        frames, flow, masks = self.videos[self.names[index]]
+        s = slice(start, start + length)
+        return frames[s], flow[s].astype(np.float32), masks[s].astype(np.float32)
+
+    def signature(self, length):
+        h, w = self.size
+        return (
+            tf.TensorSpec((length, h, w, 3), tf.uint8),
+            tf.TensorSpec((length, h, w, 2), tf.float32),
+            tf.TensorSpec((length, h, w, 1), tf.float32),
+        )
+
+
+def _draws(seed: int, i):
+    """Six uniform numbers in [0, 1) for clip i: sequence, start, crop y, crop x,
+    flip, augmentation (kind)."""
+    return tf.random.stateless_uniform([6], seed=tf.stack([tf.cast(seed, tf.int64), i]))
+
+
+def _stop_and_go(parts, kind, k, motion_slices):
+    """Applies a stop-and-go kind to a tuple of clip tensors [L, ...]."""
+    length = tf.shape(parts[0])[0]
+
+    def stop():
+        keep = tf.range(length - k)
+        idx = tf.concat([keep, tf.fill([k], length - k - 1)], 0)
+        repeated = tf.concat([tf.zeros([length - k]), tf.ones([k])], 0)
+        return idx, repeated
+
+    def static_start():
+        idx = tf.concat([tf.zeros([k], tf.int32), tf.range(length - k)], 0)
+        repeated = tf.concat([tf.ones([k]), tf.zeros([length - k])], 0)
+        return idx, repeated
+
+    def none():
+        return tf.range(length), tf.zeros([length])
+
+    idx, repeated = tf.switch_case(kind, [none, stop, static_start])
+    out = [tf.gather(p, idx) for p in parts]
+    for part, channels in motion_slices:  # zero the motion input of repeated frames
+        keep = 1.0 - repeated[:, None, None, None]
+        x = out[part]
+        if channels is None:
+            out[part] = x * keep
+        else:
+            lo, hi = channels
+            out[part] = tf.concat([x[..., :lo], x[..., lo:hi] * keep, x[..., hi:]], -1)
+    return out
+
+
+def clip_dataset(source, config: ClipConfig = ClipConfig(), batch_size: int = 1) -> tf.data.Dataset:
+    """An endless, deterministic dataset of (inputs, labels) batches.
+
+    For `FeatureSource`: `features` [B, L, h, w, C] -> labels [B, L, h, w, 1].
+    For `FrameSource`: `{"frames", "flow"}` -> masks [B, L, H, W, 1].
+    Each element also carries `augment` [B] (0 none, 1 stop, 2 static start).
+    """
+    length = config.clip_length
+    usable = [i for i, t in enumerate(source.lengths) if t >= length]
+    if not usable:
+        raise ValueError(
+            f"no video has {length} frames (longest: {max(source.lengths)}); lower the clip length"
+        )
+    usable_t = tf.constant(usable, tf.int32)
+    lengths_t = tf.constant([source.lengths[i] for i in usable], tf.int32)
+    h, w = source.size
+    ch, cw = config.crop or (h, w)
+    if ch > h or cw > w:
+        raise ValueError(f"crop {ch}x{cw} is larger than the clips ({h}x{w})")
+    signature = source.signature(length)
+
+    def load(i):
+        u = _draws(config.seed, i)
+        pick = tf.minimum(tf.cast(u[0] * len(usable), tf.int32), len(usable) - 1)
+        index = usable_t[pick]
+        span = lengths_t[pick] - length + 1
+        start = tf.minimum(tf.cast(u[1] * tf.cast(span, tf.float32), tf.int32), span - 1)
+        parts = tf.numpy_function(
+            lambda a, b: source.clip(int(a), int(b), length),
+            [index, start],
+            [s.dtype for s in signature],
+            stateful=False,
+        )
+        for p, s in zip(parts, signature, strict=True):
+            p.set_shape(s.shape)
+        return i, u, tuple(parts)
+
+    def augment(i, u, parts):
+        y = tf.cast(u[2] * (h - ch + 1), tf.int32)
+        x = tf.cast(u[3] * (w - cw + 1), tf.int32)
+        parts = [p[:, y : y + ch, x : x + cw] for p in parts]
+        flip = config.flip and True
+        do_flip = tf.logical_and(tf.constant(flip), u[4] < 0.5)
+        parts = [tf.cond(do_flip, lambda p=p: tf.reverse(p, [2]), lambda p=p: p) for p in parts]
+        if source.kind == "frames":  # flipping negates the horizontal flow
+            parts[1] = tf.cond(
+                do_flip, lambda: parts[1] * tf.constant([-1.0, 1.0]), lambda: parts[1]
+            )
+        aug = u[5] < config.stop_and_go
+        kind = tf.where(aug, tf.where(u[5] < config.stop_and_go / 2, STOP, STATIC_START), 0)
+        kind = tf.cast(kind, tf.int32)
+        if source.kind == "features":
+            c = source.channels
+            motion = [(0, (c - 1, c))]
+        else:
+            motion = [(1, None)]
+        parts = _stop_and_go(parts, kind, config.stop_frames, motion)
+        if source.kind == "features":
+            return {"features": parts[0], "augment": kind}, parts[1]
+        return {"frames": parts[0], "flow": parts[1], "augment": kind}, parts[2]
+
+    ds = tf.data.Dataset.counter()
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,66 @@
+"""Cached stream features: labels at stride 8, the cache, and the extract_features binary."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lvo_tf.data import features
+from lvo_tf.models import build_lvo
+from tests.davis_fixture import write_davis
+from tests.test_models import TINY, clip
+
+
+def test_labels_at_stride_are_cell_fractions():
+    masks = np.zeros((1, 20, 24), bool)
+    masks[0, 0:8, 8:16] = True  # one whole cell
+    masks[0, 8:12, 0:8] = True  # half a cell
+    labels = features.labels_at_stride(masks)
+    assert labels.shape == (1, 4, 4, 1)  # padded to 32x32, then /8
+    assert labels.dtype == np.float16
+    expected = np.zeros((4, 4))
+    expected[0, 1], expected[1, 0] = 1.0, 0.5
+    np.testing.assert_array_equal(labels[0, ..., 0], expected)
+
+
+def test_chunked_extraction_equals_one_pass(rng):
+    model = build_lvo(TINY)
+    streams = model.get_layer("streams")
+    x = clip(rng, 1, 5, 24, 40)
+    whole = np.asarray(streams([x["frames"], x["flow"]]))[0]
+    chunked = features.extract(streams, x["frames"][0], x["flow"][0], chunk=2)
+    np.testing.assert_allclose(chunked, whole.astype(np.float16), atol=1e-3)
+
+
+def test_cache_refuses_other_channel_count(tmp_path):
+    cache = features.FeatureCache(str(tmp_path))
+    cache.write("a", np.zeros((2, 3, 4, 5)), np.zeros((2, 3, 4, 1)))
+    with pytest.raises(ValueError, match="another preset"):
+        cache.write("b", np.zeros((2, 3, 4, 6)), np.zeros((2, 3, 4, 1)))
+    assert "a" in features.FeatureCache(str(tmp_path))  # the index survives a reload
+
+
+def test_extract_features_binary_resumes(tmp_path, rng):
+    write_davis(str(tmp_path / "data"), rng, sequences=("s1", "s2"), frames=3, size=(40, 56))
+    cmd = [
+        sys.executable,
+        "-m",
+        "lvo_tf.extract_features",
+        f"--data_root={tmp_path / 'data'}",
+        "--split=val",
+        f"--output_dir={tmp_path / 'feats'}",
+        "--preset=lite",
+    ]
+    refused = subprocess.run(cmd, capture_output=True, text=True)
+    assert refused.returncode != 0 and "no weights" in refused.stderr
+    proc = subprocess.run(cmd + ["--allow_random_weights"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    index = json.loads((tmp_path / "feats" / "index.json").read_text())
+    assert index["channels"] == 33
+    assert index["sequences"]["s1"] == {"frames": 3, "size": [6, 8]}
+    labels = np.load(tmp_path / "feats" / "s2.labels.npy")
+    assert labels.shape == (3, 6, 8, 1) and 0 < labels.max() <= 1
+    again = subprocess.run(cmd + ["--allow_random_weights"], capture_output=True, text=True)
+    assert "2 already cached" in again.stderr

@@ -139,6 +139,84 @@ def davis_sequences(
     return out
 
 
+# === FBMS-59 ===
+
+FBMS_SPLITS = ("Trainingset", "Testset")
+
+
+def parse_fbms_definition(path: str) -> list[tuple[int, str, str]]:
+    """(frame number, ground-truth file name, input image name) for every
+    labelled frame listed in an FBMS `GroundTruth/<seq>Def.dat` file."""
+    with open(path) as f:
+        lines = [line.strip() for line in f]
+    out = []
+    i = 0
+    try:
+        while i < len(lines):
+            if lines[i].startswith("Frame number:"):
+                number = int(lines[i + 1])
+                if not lines[i + 2].startswith("File name:"):
+                    raise ValueError(f"line {i + 3}: expected 'File name:'")
+                if not lines[i + 4].startswith("Input file name:"):
+                    raise ValueError(f"line {i + 5}: expected 'Input file name:'")
+                out.append((number, lines[i + 3], lines[i + 5]))
+                i += 6
+            else:
+                i += 1
+    except (IndexError, ValueError) as e:
+        raise ValueError(f"malformed FBMS definition file {path!r}: {e}") from None
+    if not out:
+        raise ValueError(f"FBMS definition file {path!r} lists no labelled frames")
+    return out
+
+
+def fbms_sequences(root: str, split: str | None = None) -> list[Sequence]:
+    """FBMS-59: `root/{Trainingset,Testset}/<seq>/*.jpg` with sparse ground
+    truth in `<seq>/GroundTruth/` (PGM or PPM; any nonzero label = foreground),
+    mapped to frames through the `*Def.dat` file's input file names.
+    `split`: `"Trainingset"`, `"Testset"` or None for both."""
+    splits = FBMS_SPLITS if split is None else (split,)
+    if split is not None and split not in FBMS_SPLITS:
+        raise ValueError(f"FBMS split must be one of {FBMS_SPLITS}; got {split!r}")
+    out = []
+    for part in splits:
+        folder = os.path.join(root, part)
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"FBMS root {root!r}: no folder {folder!r}")
+        for name in sorted(os.listdir(folder)):
+            seq_dir = os.path.join(folder, name)
+            if not os.path.isdir(seq_dir):
+                continue
+            frames = _image_files(seq_dir, (".jpg", ".jpeg", ".png", ".ppm"))
+            if not frames:
+                raise ValueError(f"FBMS sequence {name!r} has no frames in {seq_dir!r}")
+            gt_dir = os.path.join(seq_dir, "GroundTruth")
+            definitions = (
+                [n for n in os.listdir(gt_dir) if n.endswith(".dat")]
+                if os.path.isdir(gt_dir)
+                else []
+            )
+            if len(definitions) != 1:
+                raise ValueError(
+                    f"FBMS sequence {name!r}: expected one *Def.dat in {gt_dir!r}, "
+                    f"found {len(definitions)}"
+                )
+            by_name = {os.path.basename(p): p for p in frames}
+            annotations = {}
+            for _, gt_name, input_name in parse_fbms_definition(
+                os.path.join(gt_dir, definitions[0])
+            ):
+                input_name = os.path.basename(input_name)
+                if input_name not in by_name:
+                    raise ValueError(
+                        f"FBMS sequence {name!r}: ground truth {gt_name!r} refers to "
+                        f"frame {input_name!r}, which is not in {seq_dir!r}"
+                    )
+                annotations[os.path.splitext(input_name)[0]] = os.path.join(gt_dir, gt_name)
+            out.append(Sequence(name, frames, annotations))
+    return out
+
+
 def folder_sequences(root: str) -> list[Sequence]:
     """A plain folder of sequences: `root/<seq>/*.jpg` (no masks)."""
     if not os.path.isdir(root):

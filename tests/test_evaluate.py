@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lvo_tf.evaluation import davis_eval, davis_metrics
-from tests.davis_fixture import blob_mask, dev_set_root, write_davis
+from tests.fixtures import blob_mask, dev_set_root, write_davis
 
 
 @pytest.fixture
@@ -138,3 +138,76 @@ def test_dev_set_annotations_score_one():
     out = davis_eval.evaluate_results(root, os.path.join(root, "Annotations", "480p"), "val")
     assert len(out["sequences"]) >= 1
     assert out["overall"]["J"]["mean"] == 1.0 and out["overall"]["F"]["mean"] == 1.0
+
+
+# === FBMS-59 ===
+
+
+def test_fbms_precision_recall_cases():
+    from lvo_tf.evaluation.fbms_eval import f_measure, precision_recall
+
+    g = np.zeros((4, 4), bool)
+    g[:2, :2] = True  # 4 pixels
+    p = np.zeros((4, 4), bool)
+    p[:2, :] = True  # 8 pixels, 4 right
+    assert precision_recall(p, g) == (0.5, 1.0)
+    assert precision_recall(np.zeros_like(g), g) == (1.0, 0.0)
+    assert precision_recall(p, np.zeros_like(g)) == (0.0, 1.0)
+    assert f_measure(0.5, 1.0) == pytest.approx(2 / 3)
+    assert f_measure(0.0, 0.0) == 0.0
+
+
+def test_fbms_evaluate_binary(tmp_path, rng):
+    from lvo_tf.evaluation.fbms_eval import f_measure, precision_recall
+    from tests.fixtures import write_fbms
+
+    root = tmp_path / "fbms"
+    truth = {
+        **write_fbms(root, rng, "cars1", labelled=(0, 3)),
+        **write_fbms(root, rng, "dogs", labelled=(1,)),
+    }
+    results = tmp_path / "res"
+    predictions = {}
+    for stem, mask in truth.items():
+        seq = stem.rsplit("_", 1)[0]
+        os.makedirs(results / seq, exist_ok=True)
+        pred = np.roll(mask, 2, axis=1)
+        predictions[stem] = pred
+        cv2.imwrite(str(results / seq / f"{stem}.png"), pred.astype(np.uint8) * 255)
+    out = tmp_path / "fbms.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lvo_tf.evaluate",
+            "--dataset=fbms",
+            f"--fbms_root={root}",
+            f"--results_dir={results}",
+            f"--output_json={out}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scores = json.loads(out.read_text())
+    pr = {s: precision_recall(predictions[s], truth[s]) for s in truth}
+    p = np.mean([v[0] for v in pr.values()])
+    r = np.mean([v[1] for v in pr.values()])
+    assert scores["overall"]["frames"] == 3
+    assert scores["overall"]["precision"] == pytest.approx(p)
+    assert scores["overall"]["F"] == pytest.approx(f_measure(p, r))
+    assert scores["sequences"]["dogs"]["frames"] == 1
+    assert (tmp_path / "fbms.png").is_file()
+    wrong = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lvo_tf.evaluate",
+            "--dataset=fbms",
+            f"--results_dir={results}",
+            f"--output_json={out}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert wrong.returncode != 0 and "--dataset=fbms needs --fbms_root" in wrong.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from lvo_tf.data import features
 from lvo_tf.models import build_lvo
-from tests.davis_fixture import write_davis
+from tests.fixtures import write_davis
 from tests.test_models import TINY, clip
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lvo_tf.data import readers
-from tests.davis_fixture import dev_set_root, write_davis
+from tests.fixtures import dev_set_root, write_davis, write_fbms
 
 
 @pytest.fixture
@@ -129,52 +129,8 @@ def test_dev_set_reads():
     assert len(masks) == len(frames) and any(m.any() for m in masks.values())
 
 
-def _write_fbms(root, rng, name="cars1", frames=6, labelled=(0, 3)):
-    seq = root / "Testset" / name
-    os.makedirs(seq / "GroundTruth")
-    for i in range(frames):
-        cv2.imwrite(
-            str(seq / f"{name}_{i + 1:02d}.jpg"), rng.integers(0, 255, (16, 20, 3)).astype(np.uint8)
-        )
-    lines = [
-        "Ground truth definition file; do not change!",
-        "",
-        "Total number of regions:",
-        "2",
-        "",
-        "0",
-        "",
-        "255",
-        "",
-        "Confusion penality matrix",
-        "0 1",
-        "1 0",
-        "",
-        "Total number of frames in this shot:",
-        str(frames),
-        "Total number of labeled frames for this shot:",
-        str(len(labelled)),
-    ]
-    masks = {}
-    for i in labelled:
-        mask = np.zeros((16, 20), np.uint8)
-        mask[4:10, 2 + i : 8 + i] = 255
-        cv2.imwrite(str(seq / "GroundTruth" / f"{name}_{i + 1:02d}_gt.pgm"), mask)
-        masks[f"{name}_{i + 1:02d}"] = mask > 0
-        lines += [
-            "Frame number:",
-            str(i),
-            "File name:",
-            f"{name}_{i + 1:02d}_gt.pgm",
-            "Input file name:",
-            f"{name}_{i + 1:02d}.jpg",
-        ]
-    (seq / "GroundTruth" / f"{name}Def.dat").write_text("\n".join(lines) + "\n")
-    return masks
-
-
 def test_fbms_sequences_sparse_ground_truth(tmp_path, rng):
-    masks = _write_fbms(tmp_path, rng)
+    masks = write_fbms(tmp_path, rng)
     (seq,) = readers.fbms_sequences(str(tmp_path), "Testset")
     assert seq.name == "cars1" and len(seq) == 6
     loaded = readers.load_annotations(seq, (16, 20))
@@ -186,7 +142,7 @@ def test_fbms_sequences_sparse_ground_truth(tmp_path, rng):
 
 
 def test_fbms_bad_definition_files(tmp_path, rng):
-    _write_fbms(tmp_path, rng)
+    write_fbms(tmp_path, rng)
     definition = tmp_path / "Testset" / "cars1" / "GroundTruth" / "cars1Def.dat"
     text = definition.read_text()
     definition.write_text(text.replace("cars1_04.jpg", "cars1_99.jpg"))

@@ -128,6 +128,20 @@ class FlowCache:
     def path(self, sequence: str, stem: str) -> str:
         return os.path.join(self.root, self.method, sequence, stem + ".flo")
 
+    def field(self, sequence: str, stems: list[str], i: int, frames) -> np.ndarray:
+        """Flow of frame i alone (the last frame repeats the previous field;
+        a one-frame sequence gets zeros). `frames(j)` loads frame j."""
+        t = len(stems)
+        if t == 1:
+            return np.zeros(frames(0).shape[:2] + (2,), np.float32)
+        i = min(i, t - 2)
+        path = self.path(sequence, stems[i])
+        if os.path.isfile(path):
+            return read_flo(path)
+        flow = self.estimator(frames(i), frames(i + 1))
+        write_flo(path, flow)
+        return flow
+
     def sequence_flow(self, sequence: str, stems: list[str], frames) -> np.ndarray:
         """Flow for every frame of a sequence. `frames(i)` returns frame i
         (called only for fields not in the cache)."""

@@ -35,6 +35,32 @@ def read_mask(path: str) -> tuple[np.ndarray, bool]:
     return image > 0, non_binary
 
 
+def load_pairs(results_dir: str, seq: str, annotation_paths: dict[str, str]):
+    """(predicted masks, annotations, problems) of one sequence's annotated
+    frames. A missing result is an empty mask; one of another size is resized
+    (nearest) to its annotation; all such cases are listed in `problems`."""
+    gts, preds = [], []
+    problems = {"missing": [], "resized": [], "non_binary": []}
+    for stem, annotation in annotation_paths.items():
+        gt, _ = readers.read_annotation(annotation)
+        path = os.path.join(results_dir, seq, stem + ".png")
+        if not os.path.isfile(path):
+            problems["missing"].append(stem)
+            pred = np.zeros_like(gt)
+        else:
+            pred, non_binary = read_mask(path)
+            if non_binary:
+                problems["non_binary"].append(stem)
+            if pred.shape != gt.shape:
+                problems["resized"].append(f"{stem}: {pred.shape[1]}x{pred.shape[0]}")
+                pred = cv2.resize(
+                    pred.astype(np.uint8), gt.shape[::-1], interpolation=cv2.INTER_NEAREST
+                ).astype(bool)
+        gts.append(gt)
+        preds.append(pred)
+    return preds, gts, {kind: v for kind, v in problems.items() if v}
+
+
 def list_sequences(davis_root: str, split: str | None, sequences: list[str] | None):
     """{sequence: {frame stem: annotation path}} of the annotated frames to evaluate."""
     todo = {
@@ -60,30 +86,11 @@ def evaluate_results(
     out: dict = {"sequences": {}, "problems": {}}
     start = time.time()
     for k, (seq, annotation_paths) in enumerate(todo.items(), 1):
-        gts, preds = [], []
-        problems = {"missing": [], "resized": [], "non_binary": []}
-        for stem, annotation in annotation_paths.items():
-            gt, _ = readers.read_annotation(annotation)
-            path = os.path.join(results_dir, seq, stem + ".png")
-            if not os.path.isfile(path):
-                problems["missing"].append(stem)
-                pred = np.zeros_like(gt)
-            else:
-                pred, non_binary = read_mask(path)
-                if non_binary:
-                    problems["non_binary"].append(stem)
-                if pred.shape != gt.shape:
-                    problems["resized"].append(f"{stem}: {pred.shape[1]}x{pred.shape[0]}")
-                    pred = cv2.resize(
-                        pred.astype(np.uint8), gt.shape[::-1], interpolation=cv2.INTER_NEAREST
-                    ).astype(bool)
-            gts.append(gt)
-            preds.append(pred)
+        preds, gts, problems = load_pairs(results_dir, seq, annotation_paths)
         scores = davis_metrics.evaluate_sequence(preds, gts)
         for measure in scores.values():  # JSON has no NaN: unevaluated frames are null
             measure["per_frame"] = [None if np.isnan(v) else v for v in measure["per_frame"]]
         out["sequences"][seq] = scores
-        problems = {kind: v for kind, v in problems.items() if v}
         if problems:
             out["problems"][seq] = problems
             logging.warning("%s: problems in the results: %s", seq, problems)
@@ -132,30 +139,40 @@ def results_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bar_chart(result: dict, bar_width: int = 18, height: int = 300) -> np.ndarray:
-    """Per-sequence J mean (blue) and F mean (orange) bars, as a BGR image."""
-    seqs = list(result["sequences"])
+def bar_chart(values: dict[str, dict[str, float]], bar_width: int = 18, height: int = 300):
+    """Per-sequence bars, `values[seq][label]` in [0, 1] (two labels at most:
+    blue, then orange), as a BGR image."""
+    seqs = list(values)
+    labels = list(next(iter(values.values())))
+    colors = ((200, 120, 30), (30, 140, 240))
     label_h, margin = 110, 40
-    width = margin + len(seqs) * (2 * bar_width + 12) + 20
+    group = len(labels) * bar_width + 12
+    width = margin + len(seqs) * group + 20
     image = np.full((height + label_h, max(width, 240), 3), 255, np.uint8)
     for level in (0.0, 0.25, 0.5, 0.75, 1.0):
         y = int(height - level * (height - 20))
         cv2.line(image, (margin, y), (image.shape[1] - 10, y), (220, 220, 220), 1)
         cv2.putText(image, f"{level:.2f}", (2, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
     for i, seq in enumerate(seqs):
-        x = margin + i * (2 * bar_width + 12)
-        for j, (measure, color) in enumerate((("J", (200, 120, 30)), ("F", (30, 140, 240)))):
-            value = result["sequences"][seq][measure]["mean"]
-            top = int(height - value * (height - 20))
+        x = margin + i * group
+        for j, label in enumerate(labels):
+            top = int(height - values[seq][label] * (height - 20))
             x0 = x + j * bar_width
-            cv2.rectangle(image, (x0, top), (x0 + bar_width - 2, height), color, -1)
-        label = np.full((bar_width * 2, label_h), 255, np.uint8)
-        cv2.putText(label, seq[:16], (2, bar_width + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 0, 1)
-        rotated = cv2.rotate(label, cv2.ROTATE_90_CLOCKWISE)
+            cv2.rectangle(image, (x0, top), (x0 + bar_width - 2, height), colors[j], -1)
+        tag = np.full((group - 12, label_h), 255, np.uint8)
+        cv2.putText(tag, seq[:16], (2, (group - 12) // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, 0, 1)
+        rotated = cv2.rotate(tag, cv2.ROTATE_90_CLOCKWISE)
         region = image[height + 2 : height + 2 + rotated.shape[0], x : x + rotated.shape[1]]
         region[:] = np.minimum(region, rotated[: region.shape[0], : region.shape[1], None])
-    cv2.putText(image, "J mean", (margin, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 120, 30), 1)
-    cv2.putText(
-        image, "F mean", (margin + 70, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (30, 140, 240), 1
-    )
+    for j, label in enumerate(labels):
+        cv2.putText(
+            image, label, (margin + 80 * j, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colors[j], 1
+        )
     return image
+
+
+def davis_bar_values(result: dict) -> dict[str, dict[str, float]]:
+    return {
+        seq: {"J mean": r["J"]["mean"], "F mean": r["F"]["mean"]}
+        for seq, r in result["sequences"].items()
+    }

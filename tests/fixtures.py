@@ -47,3 +47,48 @@ def write_davis(root, rng, sequences=("alpha", "beta"), frames=5, size=(24, 32),
     with open(os.path.join(root, "ImageSets", "480p", f"{split}.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     return masks
+
+
+def write_fbms(root, rng, name="cars1", frames=6, labelled=(0, 3), split="Testset"):
+    """One FBMS-59 sequence with sparse ground truth and its Def.dat; returns {stem: mask}."""
+    seq = pathlib.Path(root) / split / name
+    os.makedirs(seq / "GroundTruth")
+    for i in range(frames):
+        cv2.imwrite(
+            str(seq / f"{name}_{i + 1:02d}.jpg"), rng.integers(0, 255, (16, 20, 3)).astype(np.uint8)
+        )
+    lines = [
+        "Ground truth definition file; do not change!",
+        "",
+        "Total number of regions:",
+        "2",
+        "",
+        "0",
+        "",
+        "255",
+        "",
+        "Confusion penality matrix",
+        "0 1",
+        "1 0",
+        "",
+        "Total number of frames in this shot:",
+        str(frames),
+        "Total number of labeled frames for this shot:",
+        str(len(labelled)),
+    ]
+    masks = {}
+    for i in labelled:
+        mask = np.zeros((16, 20), np.uint8)
+        mask[4:10, 2 + i : 8 + i] = 255
+        cv2.imwrite(str(seq / "GroundTruth" / f"{name}_{i + 1:02d}_gt.pgm"), mask)
+        masks[f"{name}_{i + 1:02d}"] = mask > 0
+        lines += [
+            "Frame number:",
+            str(i),
+            "File name:",
+            f"{name}_{i + 1:02d}_gt.pgm",
+            "Input file name:",
+            f"{name}_{i + 1:02d}.jpg",
+        ]
+    (seq / "GroundTruth" / f"{name}Def.dat").write_text("\n".join(lines) + "\n")
+    return masks

@@ -1,0 +1,1 @@
+"""Inference: whole-video segmentation (windows, streaming), upsampling, dense CRF."""

@@ -1,0 +1,186 @@
+"""Segmenting whole videos with an LVO model: windows, streaming, upsampling.
+
+The model is a pure function of a clip; how a long or live video is cut into
+clips, and which memory is carried between them, lives here.
+
+- `segment_windows`: the bidirectional memory over windows of `window`
+  frames overlapping by `overlap`. Stream features are computed once per
+  frame and only the current window's are kept, so memory is bounded by the
+  window, not the video. Each frame takes its prediction from the window in
+  which it lies farthest from a window edge. With `window >= T` the result is
+  exactly that of the whole video.
+- `OnlineSegmenter`: for live or unbounded input. The forward memory carries
+  its state from chunk to chunk; the backward memory only sees the current
+  chunk (of `chunk` frames, 1 for no latency). This is the causal trade-off:
+  an object that starts moving later cannot be found in earlier frames. For
+  a model trained forward-only it is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lvo_tf.models.frame_ops import UpsampleToFrames
+from lvo_tf.models.lvo import OUTPUT_STRIDE
+
+
+@dataclasses.dataclass
+class StageTimes:
+    """Seconds spent per stage (wall time, summed over calls)."""
+
+    read: float = 0.0
+    flow: float = 0.0
+    streams: float = 0.0
+    memory: float = 0.0
+    upsample: float = 0.0
+    crf: float = 0.0
+    write: float = 0.0
+
+    def add(self, stage: str, seconds: float) -> None:
+        setattr(self, stage, getattr(self, stage) + seconds)
+
+
+class LVORunner:
+    """Compiled pieces of an LVO model, each with a fully dynamic signature."""
+
+    def __init__(self, model: keras.Model):
+        self.model = model
+        streams = model.get_layer("streams")
+        memory = model.get_layer("memory")
+        self.memory = memory
+        self.bidirectional = isinstance(
+            memory.get_layer("visual_memory"), keras.layers.Bidirectional
+        )
+        c = memory.input.shape[-1]
+        clip = (None, None, None, None)
+        self._streams = tf.function(
+            lambda f, w: streams([f, w], training=False),
+            input_signature=[
+                tf.TensorSpec(clip + (3,), tf.uint8),
+                tf.TensorSpec(clip + (2,), tf.float32),
+            ],
+        )
+        self._memory = tf.function(
+            lambda x: memory(x, training=False),
+            input_signature=[tf.TensorSpec(clip + (c,), tf.float32)],
+        )
+        upsample = UpsampleToFrames(OUTPUT_STRIDE)
+        self._upsample = tf.function(
+            lambda p, f: upsample(p, f),
+            input_signature=[
+                tf.TensorSpec(clip + (1,), tf.float32),
+                tf.TensorSpec(clip + (3,), tf.uint8),
+            ],
+        )
+        self._online = tf.function(
+            self._online_step,
+            input_signature=[
+                tf.TensorSpec(clip + (c,), tf.float32),
+                tf.TensorSpec((None, None, None, None), tf.float32),
+            ],
+        )
+
+    def features(self, frames: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """[T, H, W, 3], [T, H, W, 2] -> [T, h, w, C] float32."""
+        return np.asarray(self._streams(frames[None], flow[None]))[0]
+
+    def coarse(self, features: np.ndarray) -> np.ndarray:
+        """Memory + head over one clip: [T, h, w, C] -> [T, h, w, 1]."""
+        return np.asarray(self._memory(features[None].astype(np.float32)))[0]
+
+    def upsample(self, coarse: np.ndarray, frames: np.ndarray) -> np.ndarray:
+        """[T, h, w, 1] at 1/8 -> [T, H, W] at the frames' size."""
+        return np.asarray(self._upsample(coarse[None], frames[None]))[0, ..., 0]
+
+    def _online_step(self, x, state):
+        layer = self.memory.get_layer("visual_memory")
+        forward = layer.forward_layer if self.bidirectional else layer
+        h = forward(x, initial_state=state)
+        if self.bidirectional:
+            backward = tf.reverse(layer.backward_layer(x), axis=[1])
+            h_all = tf.concat([h, backward], -1)
+        else:
+            h_all = h
+        p = self.memory.get_layer("classifier")(self.memory.get_layer("head_conv")(h_all))
+        return p, h[:, -1]
+
+    def online(self, features: np.ndarray, state: np.ndarray | None):
+        """One chunk [T, h, w, C] with the forward memory carried in `state`
+        ([h, w, F] or None): returns ([T, h, w, 1], new state)."""
+        if state is None:
+            layer = self.memory.get_layer("visual_memory")
+            filters = (layer.forward_layer if self.bidirectional else layer).filters
+            state = np.zeros(features.shape[1:3] + (filters,), np.float32)
+        p, new_state = self._online(features[None].astype(np.float32), state[None])
+        return np.asarray(p)[0], np.asarray(new_state)[0]
+
+
+def window_starts(length: int, window: int, overlap: int) -> list[int]:
+    """Start frames of the windows covering [0, length)."""
+    if window < 1 or not 0 <= overlap < window:
+        raise ValueError(f"need window >= 1 and 0 <= overlap < window; got {window}, {overlap}")
+    if length <= window:
+        return [0]
+    step = window - overlap
+    starts = list(range(0, length - window, step)) + [length - window]
+    return sorted(set(starts))
+
+
+def window_owner(length: int, starts: list[int], window: int) -> list[int]:
+    """For each frame, the index of the window in which it lies farthest from
+    an interior window edge (an edge that is not the video's own first or
+    last frame); ties go to the earlier window. Non-decreasing in t."""
+    owner = []
+    for t in range(length):
+        margins = []
+        for s in starts:
+            if not s <= t < s + window:
+                margins.append(-1.0)
+                continue
+            left = t - s if s > 0 else np.inf
+            right = s + window - 1 - t if s + window < length else np.inf
+            margins.append(min(left, right))
+        owner.append(int(np.argmax(margins)))
+    return owner
+
+
+def segment_windows(
+    runner: LVORunner,
+    length: int,
+    frame: Callable[[int], np.ndarray],
+    flow: Callable[[int], np.ndarray],
+    window: int = 28,
+    overlap: int = 8,
+    times: StageTimes | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yields (t, coarse probability [h, w, 1]) for every frame in order,
+    keeping only one window of features in memory."""
+    times = times or StageTimes()
+    starts = window_starts(length, window, overlap)
+    owner = window_owner(length, starts, window)
+    cache: dict[int, np.ndarray] = {}
+    emitted = 0
+    for k, s in enumerate(starts):
+        end = min(s + window, length)
+        for t in [t for t in list(cache) if t < s]:
+            del cache[t]
+        todo = [t for t in range(s, end) if t not in cache]
+        if todo:  # the callbacks time reading and flow themselves
+            flows = np.stack([flow(t) for t in todo])
+            images = np.stack([frame(t) for t in todo])
+            t1 = time.perf_counter()
+            feats = runner.features(images, flows)
+            times.add("streams", time.perf_counter() - t1)
+            cache.update(zip(todo, feats, strict=True))
+        t0 = time.perf_counter()
+        coarse = runner.coarse(np.stack([cache[t] for t in range(s, end)]))
+        times.add("memory", time.perf_counter() - t0)
+        while emitted < length and owner[emitted] == k:
+            yield emitted, coarse[emitted - s]
+            emitted += 1

@@ -1,0 +1,220 @@
+r"""Segments the moving objects of videos: the main job.
+
+    python -m lvo_tf.segment --input=video.mp4 --output_dir=out/seg --weights=lvo.weights.h5
+    python -m lvo_tf.segment --davis_root=DAVIS --split=val --output_dir=out/seg --weights=...
+    python -m lvo_tf.segment --davis_root=DAVIS --method=baseline --output_dir=out/base
+
+`--input` (a video file or a folder of frames) writes `OUTPUT_DIR/<frame
+stem>.png`; `--davis_root` writes `OUTPUT_DIR/<seq>/<frame stem>.png`, the
+layout `evaluate` reads. Masks are single-channel PNGs, 0/255, the size of
+the frames, each written atomically; a sequence whose masks all exist is
+skipped, so an interrupted run can simply be re-run. Also written:
+`OUTPUT_DIR/overlays/<seq>.gif` and `.png` (masks over frames; contact
+sheet), with `--save_probabilities` `OUTPUT_DIR/probabilities/...`, and
+`OUTPUT_DIR/segment_summary.json` (frames, seconds per frame by stage).
+
+Long videos run in overlapping windows (`--window`, `--overlap`) with memory
+bounded by the window; `--online` runs forward with carried memory for live
+or unbounded input (see lvo_tf/inference/segmenter.py for the trade-off).
+`--crf` refines each mask with a dense CRF.
+"""
+
+import json
+import os
+import time
+
+from absl import app, flags, logging
+
+from lvo_tf import io_utils
+from lvo_tf.data import flow as flow_lib
+from lvo_tf.data import readers
+from lvo_tf.inference import crf, run
+from lvo_tf.inference.segmenter import LVORunner, StageTimes
+from lvo_tf.models import build_lvo, weights
+
+_INPUT = flags.DEFINE_string("input", None, "A video file or a folder of frames.")
+_DAVIS_ROOT = flags.DEFINE_string("davis_root", None, "A DAVIS-2016-layout root.")
+_SPLIT = flags.DEFINE_string("split", "val", "With --davis_root: image set, or 'all'.")
+_SEQUENCES = flags.DEFINE_list("sequences", None, "With --davis_root: only these.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where masks go.")
+_METHOD = flags.DEFINE_enum("method", "lvo", run.METHODS, "LVO, or the non-learned baseline.")
+_PRESET = flags.DEFINE_enum("preset", "lite", ["lite", "paper"], "Model preset of --weights.")
+_WEIGHTS = flags.DEFINE_string("weights", None, "Whole-model .weights.h5.")
+_RANDOM = flags.DEFINE_bool("allow_random_weights", False, "Run untrained (tests, timing).")
+_WINDOW = flags.DEFINE_integer("window", 28, "Frames per memory window.", lower_bound=1)
+_OVERLAP = flags.DEFINE_integer(
+    "overlap", 8, "Frames shared by consecutive windows.", lower_bound=0
+)
+_ONLINE = flags.DEFINE_bool("online", False, "Forward-only streaming with carried memory.")
+_ONLINE_CHUNK = flags.DEFINE_integer("online_chunk", 1, "Frames per online step.", lower_bound=1)
+_CRF = flags.DEFINE_bool("crf", False, "Refine masks with a dense CRF.")
+_CRF_GAUSSIAN_SXY = flags.DEFINE_float("crf_gaussian_sxy", 3.0, "CRF smoothness kernel width.")
+_CRF_GAUSSIAN_COMPAT = flags.DEFINE_float("crf_gaussian_compat", 3.0, "Its weight.")
+_CRF_BILATERAL_SXY = flags.DEFINE_float("crf_bilateral_sxy", 50.0, "CRF appearance kernel width.")
+_CRF_BILATERAL_SRGB = flags.DEFINE_float("crf_bilateral_srgb", 10.0, "Its colour width.")
+_CRF_BILATERAL_COMPAT = flags.DEFINE_float("crf_bilateral_compat", 5.0, "Its weight.")
+_CRF_ITERATIONS = flags.DEFINE_integer("crf_iterations", 5, "Mean-field steps.", lower_bound=1)
+_FLOW_METHOD = flags.DEFINE_enum("flow_method", flow_lib.DEFAULT_METHOD, flow_lib.METHODS, "")
+_FLOW_DIR = flags.DEFINE_string("flow_dir", None, "Flow cache (default OUTPUT_DIR/.flow).")
+_SAVE_PROBABILITIES = flags.DEFINE_bool("save_probabilities", False, "Also write 0-255 maps.")
+_OVERLAY = flags.DEFINE_bool("overlay", True, "Write overlay GIFs and contact sheets.")
+flags.mark_flags_as_required(["output_dir"])
+flags.register_multi_flags_validator(
+    ["input", "davis_root"],
+    lambda f: (f["input"] is None) != (f["davis_root"] is None),
+    message="give exactly one of --input and --davis_root",
+)
+flags.register_multi_flags_validator(
+    ["window", "overlap"],
+    lambda f: f["overlap"] < f["window"],
+    message="--overlap must be smaller than --window",
+)
+
+
+def _runner():
+    if _METHOD.value == "baseline":
+        return None
+    if not _WEIGHTS.value and not _RANDOM.value:
+        raise app.UsageError(
+            "no --weights given, and lvo_tf does not ship default weights yet (see the "
+            "README's status table). Pass --weights=<whole-model .weights.h5> (with "
+            "--preset), or --method=baseline for the non-learned segmenter."
+        )
+    model = build_lvo(_PRESET.value)
+    if _WEIGHTS.value:
+        try:
+            weights.load_weights(model, _WEIGHTS.value)
+        except (FileNotFoundError, ValueError) as e:
+            raise app.UsageError(str(e)) from None
+    return LVORunner(model)
+
+
+def _jobs():
+    """(name, stems, frame loader, mask dir, probability dir, overlay stem)."""
+    out = _OUTPUT_DIR.value
+    if _DAVIS_ROOT.value:
+        for seq in readers.davis_sequences(_DAVIS_ROOT.value, _SPLIT.value, _SEQUENCES.value):
+            yield seq.name, seq.stems, seq.frame_paths, os.path.join(out, seq.name), seq.name
+        return
+    if os.path.isdir(_INPUT.value):
+        seq = readers.frames_folder(_INPUT.value)
+        yield seq.name, seq.stems, seq.frame_paths, out, None
+        return
+    frames = readers.read_video(_INPUT.value)
+    name = os.path.splitext(os.path.basename(_INPUT.value))[0]
+    yield name, [f"{i:05d}" for i in range(len(frames))], list(frames), out, None
+
+
+def main(argv):
+    del argv
+    try:
+        jobs = list(_jobs())
+    except (FileNotFoundError, ValueError) as e:
+        raise app.UsageError(str(e)) from None
+    runner = _runner()
+    crf_params = (
+        crf.CRFParams(
+            _CRF_GAUSSIAN_SXY.value,
+            _CRF_GAUSSIAN_COMPAT.value,
+            _CRF_BILATERAL_SXY.value,
+            _CRF_BILATERAL_SRGB.value,
+            _CRF_BILATERAL_COMPAT.value,
+            _CRF_ITERATIONS.value,
+        )
+        if _CRF.value
+        else None
+    )
+    options = run.SegmentOptions(
+        method=_METHOD.value,
+        window=_WINDOW.value,
+        overlap=_OVERLAP.value,
+        online=_ONLINE.value,
+        online_chunk=_ONLINE_CHUNK.value,
+        crf=crf_params,
+        save_probabilities=_SAVE_PROBABILITIES.value,
+        overlay=_OVERLAY.value,
+    )
+    out = _OUTPUT_DIR.value
+    flows = flow_lib.FlowCache(_FLOW_DIR.value or os.path.join(out, ".flow"), _FLOW_METHOD.value)
+    times = StageTimes()
+    total = sum(len(stems) for _, stems, *_ in jobs)
+    done, processed, start = 0, 0, time.time()
+    for name, stems, sources, mask_dir, sub in jobs:
+        if all(os.path.isfile(os.path.join(mask_dir, s + ".png")) for s in stems):
+            logging.info("%s: all %d masks exist, skipped", name, len(stems))
+            done += len(stems)
+            continue
+        cache = {}
+
+        def frame(i, sources=sources, cache=cache):
+            if i not in cache:
+                t0 = time.perf_counter()
+                if len(cache) > 64:  # bounded: windows only look back a little
+                    cache.pop(min(cache))
+                src = sources[i]
+                cache[i] = readers.read_frame(src) if isinstance(src, str) else src
+                times.add("read", time.perf_counter() - t0)
+            return cache[i]
+
+        def flow(i, name=name, stems=stems, frame=frame):
+            frame(i)  # load both frames first: reading is its own stage
+            frame(min(i + 1, len(stems) - 1))
+            t0 = time.perf_counter()
+            field = flows.field(name, stems, i, frame)
+            times.add("flow", time.perf_counter() - t0)
+            return field
+
+        n_frames = len(stems)
+
+        def progress(t, name=name, n=n_frames):
+            nonlocal done, processed
+            done += 1
+            processed += 1
+            if (t + 1) % 10 == 0 or t + 1 == n:
+                rate = processed / (time.time() - start)
+                logging.info(
+                    "%s: %d/%d  (%.2f frames/s, ETA %.0f s)",
+                    name,
+                    t + 1,
+                    n,
+                    rate,
+                    (total - done) / rate,
+                )
+
+        overlays = os.path.join(out, "overlays", sub or name) if options.overlay else None
+        probs = (
+            (os.path.join(out, "probabilities", sub) if sub else os.path.join(out, "probabilities"))
+            if options.save_probabilities
+            else None
+        )
+        run.segment_video(
+            runner,
+            stems,
+            frame,
+            flow,
+            mask_dir,
+            options,
+            times,
+            probability_dir=probs,
+            overlay_stem=overlays,
+            progress=progress,
+        )
+    elapsed = time.time() - start
+    per_frame = {k: v / max(processed, 1) for k, v in vars(times).items()}
+    summary = {
+        "method": options.method,
+        "preset": _PRESET.value if runner else None,
+        "frames": total,
+        "processed": processed,
+        "seconds": elapsed,
+        "seconds_per_frame": elapsed / max(processed, 1),
+        "stage_seconds_per_frame": per_frame,
+        "crf": options.crf is not None,
+        "online": options.online,
+    }
+    io_utils.write_json(os.path.join(out, "segment_summary.json"), summary)
+    logging.info("Done: %s", json.dumps(summary))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,228 @@
+"""Inference: windows, streaming, CRF, baseline, and segment -> evaluate end to end."""
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from lvo_tf.evaluation import davis_metrics
+from lvo_tf.inference import baseline, crf
+from lvo_tf.inference.segmenter import (
+    LVORunner,
+    segment_windows,
+    window_owner,
+    window_starts,
+)
+from lvo_tf.models import build_lvo
+from tests.fixtures import write_davis
+from tests.test_models import TINY, clip
+
+
+@pytest.fixture(scope="module")
+def runner():
+    keras.utils.set_random_seed(11)
+    return LVORunner(build_lvo(TINY))
+
+
+@pytest.mark.parametrize("length, window, overlap", [(5, 8, 2), (30, 8, 2), (17, 6, 3), (9, 9, 0)])
+def test_windows_cover_every_frame_once(length, window, overlap):
+    starts = window_starts(length, window, overlap)
+    owner = window_owner(length, starts, window)
+    assert starts[0] == 0 and starts[-1] + window >= length
+    assert owner == sorted(owner)  # frames are emitted in order
+    for t, k in enumerate(owner):
+        assert starts[k] <= t < starts[k] + window
+    with pytest.raises(ValueError, match="overlap < window"):
+        window_starts(10, 4, 4)
+
+
+def test_runner_composes_to_the_model(runner, rng):
+    x = clip(rng, 1, 4, 37, 50)
+    feats = runner.features(x["frames"][0], x["flow"][0])
+    probs = runner.upsample(runner.coarse(feats), x["frames"][0])
+    np.testing.assert_allclose(probs, np.asarray(runner.model(x))[0, ..., 0], atol=1e-5)
+
+
+def _stream(runner, x, window, overlap):
+    frames, flow = x["frames"][0], x["flow"][0]
+    out = dict(
+        segment_windows(
+            runner, len(frames), lambda t: frames[t], lambda t: flow[t], window, overlap
+        )
+    )
+    return np.stack([out[t] for t in range(len(frames))])
+
+
+def test_window_covering_the_video_equals_whole_video(runner, rng):
+    x = clip(rng, 1, 6, 24, 32)
+    whole = runner.coarse(runner.features(x["frames"][0], x["flow"][0]))
+    np.testing.assert_allclose(_stream(runner, x, window=8, overlap=2), whole, atol=1e-6)
+
+
+def test_windows_match_their_own_clips(runner, rng):
+    """Each frame's output is exactly its owner window's output."""
+    x = clip(rng, 1, 13, 16, 24)
+    window, overlap = 5, 2
+    got = _stream(runner, x, window, overlap)
+    feats = runner.features(x["frames"][0], x["flow"][0])
+    starts = window_starts(13, window, overlap)
+    for t, k in enumerate(window_owner(13, starts, window)):
+        s = starts[k]
+        own = runner.coarse(feats[s : s + window])[t - s]
+        np.testing.assert_allclose(got[t], own, atol=1e-6)
+    whole = runner.coarse(feats)
+    assert np.abs(got - whole).max() > 1e-6  # windows really do cut the memory
+
+
+def test_online_chunk_covering_the_video_equals_whole(runner, rng):
+    x = clip(rng, 1, 5, 16, 24)
+    feats = runner.features(x["frames"][0], x["flow"][0])
+    online, _ = runner.online(feats, None)
+    np.testing.assert_allclose(online, runner.coarse(feats), atol=1e-5)
+
+
+def test_online_is_exact_for_a_forward_only_model(rng):
+    keras.utils.set_random_seed(2)
+    forward = LVORunner(build_lvo(TINY.replace(bidirectional=False)))
+    x = clip(rng, 1, 6, 16, 24)
+    feats = forward.features(x["frames"][0], x["flow"][0])
+    state, parts = None, []
+    for t in range(6):  # one frame at a time, memory carried
+        p, state = forward.online(feats[t : t + 1], state)
+        parts.append(p)
+    np.testing.assert_allclose(np.concatenate(parts), forward.coarse(feats), atol=1e-5)
+
+
+def test_crf_improves_boundary_f_of_a_blurred_map():
+    h, w = 96, 128
+    frame = np.full((h, w, 3), (40, 120, 40), np.uint8)
+    truth = np.zeros((h, w), bool)
+    cv2.circle(frame, (64, 48), 28, (200, 60, 60), -1)
+    cv2.circle(truth.view(np.uint8), (64, 48), 28, 1, -1)
+    blurred = cv2.GaussianBlur(truth.astype(np.float32), (0, 0), 9)
+    blurred = np.roll(blurred, 5, axis=1) * 0.9  # coarse and off by a few pixels
+    plain = blurred > 0.5
+    refined = crf.refine(frame, blurred)
+    f_plain = davis_metrics.boundary_measure(plain, truth)[0]
+    f_crf = davis_metrics.boundary_measure(refined, truth)[0]
+    assert f_crf > f_plain + 0.15, (f_plain, f_crf)
+    assert davis_metrics.region_similarity(refined, truth) > 0.9
+    with pytest.raises(ValueError, match="differ in size"):
+        crf.refine(frame[:10], blurred)
+
+
+def test_baseline_finds_an_object_moving_against_the_camera():
+    h, w = 120, 160
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = 2.0  # camera pans
+    flow[40:80, 60:110] = (-3.0, 1.0)  # the object moves its own way
+    truth = np.zeros((h, w), bool)
+    truth[40:80, 60:110] = True
+    assert davis_metrics.region_similarity(baseline.segment_frame(flow), truth) > 0.9
+
+
+def _run(args):
+    return subprocess.run(
+        [sys.executable, "-m", "lvo_tf.segment", *args], capture_output=True, text=True
+    )
+
+
+@pytest.fixture
+def davis(tmp_path, rng):
+    root = tmp_path / "davis"
+    write_davis(str(root), rng, sequences=("a", "b"), frames=6, size=(40, 56))
+    return root
+
+
+def test_segment_then_evaluate_end_to_end(davis, tmp_path):
+    out = tmp_path / "seg"
+    proc = _run(
+        [
+            f"--davis_root={davis}",
+            f"--output_dir={out}",
+            "--preset=lite",
+            "--allow_random_weights",
+            "--window=4",
+            "--overlap=1",
+            "--save_probabilities",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for seq in ("a", "b"):
+        masks = sorted(os.listdir(out / seq))
+        assert masks == [f"{i:05d}.png" for i in range(6)]
+        mask = cv2.imread(str(out / seq / "00003.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (40, 56) and set(np.unique(mask)) <= {0, 255}
+        assert (out / "probabilities" / seq / "00003.png").is_file()
+        assert (out / "overlays" / f"{seq}.gif").is_file()
+    summary = json.loads((out / "segment_summary.json").read_text())
+    assert summary["processed"] == 12 and summary["stage_seconds_per_frame"]["memory"] > 0
+    evaluation = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lvo_tf.evaluate",
+            f"--davis_root={davis}",
+            f"--results_dir={out}",
+            f"--output_json={tmp_path / 'eval.json'}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert evaluation.returncode == 0, evaluation.stderr[-2000:]
+    scores = json.loads((tmp_path / "eval.json").read_text())
+    assert scores["problems"] == {} and set(scores["sequences"]) == {"a", "b"}
+    again = _run(
+        [f"--davis_root={davis}", f"--output_dir={out}", "--preset=lite", "--allow_random_weights"]
+    )
+    assert again.stderr.count("masks exist, skipped") == 2
+
+
+def test_segment_folder_input_baseline_and_crf(tmp_path, rng):
+    folder = tmp_path / "frames"
+    os.makedirs(folder)
+    for i in range(4):
+        image = np.full((48, 64, 3), 90, np.uint8)
+        cv2.rectangle(image, (10 + 3 * i, 12), (30 + 3 * i, 36), (250, 250, 250), -1)
+        cv2.imwrite(str(folder / f"f{i}.png"), image)
+    out = tmp_path / "out"
+    proc = _run(
+        [
+            f"--input={folder}",
+            f"--output_dir={out}",
+            "--method=baseline",
+            "--crf",
+            "--overlay=false",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(n for n in os.listdir(out) if n.endswith(".png")) == [
+        f"f{i}.png" for i in range(4)
+    ]
+    assert not (out / "overlays").exists()
+
+
+def test_segment_refuses_without_weights_and_bad_input(davis, tmp_path):
+    no_weights = _run([f"--davis_root={davis}", f"--output_dir={tmp_path / 'x'}"])
+    assert no_weights.returncode != 0 and "no --weights given" in no_weights.stderr
+    assert "Traceback" not in no_weights.stderr
+    missing = _run(
+        [f"--input={tmp_path / 'none.mp4'}", f"--output_dir={tmp_path / 'y'}", "--method=baseline"]
+    )
+    assert missing.returncode != 0 and "no video file" in missing.stderr
+    assert not (tmp_path / "y").exists()
+    overlap = _run(
+        [
+            f"--davis_root={davis}",
+            f"--output_dir={tmp_path / 'z'}",
+            "--overlap=9",
+            "--window=4",
+            "--method=baseline",
+        ]
+    )
+    assert overlap.returncode != 0 and "--overlap must be smaller than --window" in overlap.stderr

@@ -32,7 +32,12 @@ from lvo_tf.inference import crf, run
 from lvo_tf.inference.segmenter import LVORunner, StageTimes
 from lvo_tf.models import build_lvo, weights
 
-_INPUT = flags.DEFINE_string("input", None, "A video file or a folder of frames.")
+_INPUT = flags.DEFINE_string(
+    "input",
+    None,
+    "A video file or a folder of frames; with --online also a camera index "
+    "(0) or a stream URL (rtsp://...).",
+)
 _DAVIS_ROOT = flags.DEFINE_string("davis_root", None, "A DAVIS-2016-layout root.")
 _SPLIT = flags.DEFINE_string("split", "val", "With --davis_root: image set, or 'all'.")
 _SEQUENCES = flags.DEFINE_list("sequences", None, "With --davis_root: only these.")
@@ -105,12 +110,42 @@ def _jobs():
     yield name, [f"{i:05d}" for i in range(len(frames))], list(frames), out, None
 
 
+def _stream(runner, options):
+    """--online on a file, a camera or a URL: frames are read as they come."""
+    source = _INPUT.value
+    if source.isdigit():
+        source = int(source)
+    elif not os.path.isfile(source) and "://" not in source:
+        raise app.UsageError(f"--input: no video file, folder, camera or URL {source!r}")
+    name = "camera" if isinstance(source, int) else os.path.splitext(os.path.basename(source))[0]
+    out = _OUTPUT_DIR.value
+    times, start = StageTimes(), time.time()
+
+    def progress(t):
+        if (t + 1) % 25 == 0:
+            logging.info(
+                "%s: %d frames (%.2f frames/s)", name, t + 1, (t + 1) / (time.time() - start)
+            )
+
+    try:
+        frames = readers.iterate_video(source)
+        n = run.segment_stream(
+            runner,
+            frames,
+            flow_lib.FlowEstimator(_FLOW_METHOD.value),
+            out,
+            options,
+            times,
+            overlay_stem=os.path.join(out, "overlays", name) if options.overlay else None,
+            progress=progress,
+        )
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    return n, times, time.time() - start
+
+
 def main(argv):
     del argv
-    try:
-        jobs = list(_jobs())
-    except (FileNotFoundError, ValueError) as e:
-        raise app.UsageError(str(e)) from None
     runner = _runner()
     crf_params = (
         crf.CRFParams(
@@ -134,16 +169,28 @@ def main(argv):
         save_probabilities=_SAVE_PROBABILITIES.value,
         overlay=_OVERLAY.value,
     )
+    if _ONLINE.value and _INPUT.value and not os.path.isdir(_INPUT.value):
+        processed, times, elapsed = _stream(runner, options)
+        _write_summary(options, runner, processed, processed, elapsed, times)
+        return
+    try:
+        jobs = list(_jobs())
+    except (FileNotFoundError, ValueError) as e:
+        raise app.UsageError(str(e)) from None
     out = _OUTPUT_DIR.value
     flows = flow_lib.FlowCache(_FLOW_DIR.value or os.path.join(out, ".flow"), _FLOW_METHOD.value)
     times = StageTimes()
     total = sum(len(stems) for _, stems, *_ in jobs)
     done, processed, start = 0, 0, time.time()
     for name, stems, sources, mask_dir, sub in jobs:
-        if all(os.path.isfile(os.path.join(mask_dir, s + ".png")) for s in stems):
+        existing = sum(os.path.isfile(os.path.join(mask_dir, s + ".png")) for s in stems)
+        if existing == len(stems):
             logging.info("%s: all %d masks exist, skipped", name, len(stems))
             done += len(stems)
             continue
+        if existing:
+            logging.info("%s: %d of %d masks exist; computing the rest", name, existing, len(stems))
+            done += existing
         cache = {}
 
         def frame(i, sources=sources, cache=cache):
@@ -199,7 +246,10 @@ def main(argv):
             overlay_stem=overlays,
             progress=progress,
         )
-    elapsed = time.time() - start
+    _write_summary(options, runner, total, processed, time.time() - start, times)
+
+
+def _write_summary(options, runner, total, processed, elapsed, times):
     per_frame = {k: v / max(processed, 1) for k, v in vars(times).items()}
     summary = {
         "method": options.method,
@@ -212,7 +262,7 @@ def main(argv):
         "crf": options.crf is not None,
         "online": options.online,
     }
-    io_utils.write_json(os.path.join(out, "segment_summary.json"), summary)
+    io_utils.write_json(os.path.join(_OUTPUT_DIR.value, "segment_summary.json"), summary)
     logging.info("Done: %s", json.dumps(summary))
 
 

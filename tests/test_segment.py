@@ -226,3 +226,87 @@ def test_segment_refuses_without_weights_and_bad_input(davis, tmp_path):
         ]
     )
     assert overlap.returncode != 0 and "--overlap must be smaller than --window" in overlap.stderr
+
+
+@pytest.fixture
+def lite_weights(tmp_path):
+    from lvo_tf.models import weights
+
+    keras.utils.set_random_seed(21)
+    model = build_lvo("lite")
+    path = str(tmp_path / "lite.weights.h5")
+    weights.save_weights(model, path)
+    return model, path
+
+
+def test_resume_recomputes_only_missing_frames(davis, tmp_path, lite_weights):
+    _, path = lite_weights
+    out = tmp_path / "seg"
+    args = [
+        f"--davis_root={davis}",
+        "--sequences=a",
+        f"--output_dir={out}",
+        f"--weights={path}",
+        "--preset=lite",
+        "--window=3",
+        "--overlap=1",
+    ]
+    assert _run(args).returncode == 0
+    first = {n: cv2.imread(str(out / "a" / n), cv2.IMREAD_UNCHANGED) for n in os.listdir(out / "a")}
+    stamps = {n: os.path.getmtime(out / "a" / n) for n in first}
+    for n in ("00001.png", "00004.png"):
+        os.remove(out / "a" / n)
+    proc = _run(args)
+    assert proc.returncode == 0 and "4 of 6 masks exist" in proc.stderr
+    for n, mask in first.items():
+        np.testing.assert_array_equal(cv2.imread(str(out / "a" / n), cv2.IMREAD_UNCHANGED), mask)
+        if n not in ("00001.png", "00004.png"):
+            assert os.path.getmtime(out / "a" / n) == stamps[n]  # not rewritten
+
+
+def test_online_stream_matches_in_process_online(tmp_path, lite_weights, rng):
+    from lvo_tf.data import flow as flow_lib
+    from lvo_tf.data import readers
+
+    model, path = lite_weights
+    video = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(5):
+        image = np.full((48, 64, 3), 60, np.uint8)
+        cv2.circle(image, (12 + 8 * i, 24), 9, (30, 200, 240), -1)
+        writer.write(image)
+    writer.release()
+    out = tmp_path / "live"
+    proc = _run(
+        [
+            f"--input={video}",
+            "--online",
+            "--online_chunk=2",
+            f"--output_dir={out}",
+            f"--weights={path}",
+            "--preset=lite",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    frames = readers.read_video(video)
+    flow = flow_lib.clip_flow(frames)
+    runner = LVORunner(model)
+    feats = runner.features(frames, flow)
+    state, expected = None, []
+    for s in range(0, 5, 2):
+        coarse, state = runner.online(feats[s : s + 2], state)
+        expected.append(runner.upsample(coarse, frames[s : s + 2]) > 0.5)
+    expected = np.concatenate(expected)
+    got = np.stack(
+        [cv2.imread(str(out / f"{t:05d}.png"), cv2.IMREAD_UNCHANGED) > 0 for t in range(5)]
+    )
+    np.testing.assert_array_equal(got, expected)
+    bad = _run(
+        [
+            "--input=rtsp://127.0.0.1:1/none",
+            "--online",
+            f"--output_dir={tmp_path / 'x'}",
+            "--method=baseline",
+        ]
+    )
+    assert bad.returncode != 0 and "cannot open video source" in bad.stderr

@@ -276,6 +276,24 @@ def load_annotations(sequence: Sequence, frame_shape: tuple[int, int]) -> dict[s
     return masks
 
 
+def iterate_video(source, max_frames: int | None = None):
+    """Frames of a video file, a camera (an int device index) or a stream URL
+    (anything OpenCV's VideoCapture opens), one at a time as RGB uint8."""
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        raise ValueError(f"cannot open video source {source!r}")
+    count = 0
+    try:
+        while max_frames is None or count < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            count += 1
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
 def read_video(path: str, max_frames: int | None = None) -> np.ndarray:
     """Frames of a video file (anything OpenCV opens), [T, H, W, 3] RGB uint8."""
     if not os.path.isfile(path):

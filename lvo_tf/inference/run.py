@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -38,10 +39,16 @@ def probabilities(
     flow: Callable[[int], np.ndarray],
     options: SegmentOptions,
     times: StageTimes,
+    done: Callable[[int], bool] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(t, foreground probability [H, W] float32) for every frame, in order."""
+    """(t, foreground probability [H, W] float32) for every frame not `done`,
+    in order. Online mode recomputes done frames (its memory must pass
+    through them) but does not yield them."""
+    done = done or (lambda t: False)
     if options.method == "baseline":
         for t in range(length):
+            if done(t):
+                continue
             f = flow(t)
             t0 = time.perf_counter()
             p = baseline.segment_frame(f).astype(np.float32)
@@ -61,10 +68,11 @@ def probabilities(
             times.add("streams", t2 - t1)
             times.add("memory", time.perf_counter() - t2)
             for t, c in zip(ts, coarse, strict=True):
-                yield t, _upsample(runner, c, frame(t), times)
+                if not done(t):
+                    yield t, _upsample(runner, c, frame(t), times)
         return
     for t, c in segment_windows(
-        runner, length, frame, flow, options.window, options.overlap, times
+        runner, length, frame, flow, options.window, options.overlap, times, done
     ):
         yield t, _upsample(runner, c, frame(t), times)
 
@@ -135,22 +143,36 @@ def segment_video(
     overlay_stem: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Writes `<mask_dir>/<stem>.png` (0/255) for every frame, atomically;
-    optionally probability PNGs, an overlay GIF and a contact sheet."""
-    thumbs = []
-    for t, p in probabilities(runner, len(stems), frame, flow, options, times):
+    """Writes `<mask_dir>/<stem>.png` (0/255) for every frame, atomically,
+    skipping frames whose mask exists; optionally probability PNGs, an
+    overlay GIF and a contact sheet (of all frames, old and new)."""
+
+    def mask_path(t):
+        return os.path.join(mask_dir, stems[t] + ".png")
+
+    def done(t):
+        return os.path.isfile(mask_path(t))
+
+    existing = [t for t in range(len(stems)) if done(t)]
+    thumbs = {}
+    if overlay_stem:
+        for t in existing:
+            old = cv2.imread(mask_path(t), cv2.IMREAD_GRAYSCALE)
+            if old is not None and old.shape == frame(t).shape[:2]:
+                thumbs[t] = _thumb(overlay(frame(t), old > 0))
+    for t, p in probabilities(runner, len(stems), frame, flow, options, times, done):
         image = frame(t)
         t0 = time.perf_counter()
         mask = crf.refine(image, p, options.crf) if options.crf else p > 0.5
         t1 = time.perf_counter()
-        write_png(os.path.join(mask_dir, stems[t] + ".png"), mask.astype(np.uint8) * 255)
+        write_png(mask_path(t), mask.astype(np.uint8) * 255)
         if probability_dir:
             write_png(
                 os.path.join(probability_dir, stems[t] + ".png"),
                 np.round(np.clip(p, 0, 1) * 255).astype(np.uint8),
             )
         if overlay_stem:
-            thumbs.append(_thumb(overlay(image, mask)))
+            thumbs[t] = _thumb(overlay(image, mask))
         if options.crf:
             times.add("crf", t1 - t0)
         times.add("write", time.perf_counter() - t1)
@@ -158,6 +180,83 @@ def segment_video(
             progress(t)
     if overlay_stem and thumbs:
         t0 = time.perf_counter()
-        write_gif(overlay_stem + ".gif", thumbs)
-        write_png(overlay_stem + ".png", contact_sheet(thumbs)[..., ::-1])
+        ordered = [thumbs[t] for t in sorted(thumbs)]
+        write_gif(overlay_stem + ".gif", ordered)
+        write_png(overlay_stem + ".png", contact_sheet(ordered)[..., ::-1])
         times.add("write", time.perf_counter() - t0)
+
+
+def segment_stream(
+    runner: LVORunner | None,
+    frames: Iterable[np.ndarray],
+    estimator: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    mask_dir: str,
+    options: SegmentOptions,
+    times: StageTimes,
+    overlay_stem: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Segments frames as they arrive (a camera, a stream, a long file), with
+    the forward memory carried (`runner.online`), one frame of latency for the
+    flow and memory bounded by `options.online_chunk`. Writes
+    `<mask_dir>/%05d.png`; the overlay GIF shows the last GIF_MAX_FRAMES
+    frames. Returns the number of frames."""
+    thumbs: collections.deque = collections.deque(maxlen=GIF_MAX_FRAMES)
+    state = None
+
+    def flush(pending):
+        nonlocal state
+        images = np.stack([f for _, f, _ in pending])
+        flows = np.stack([w for _, _, w in pending])
+        t0 = time.perf_counter()
+        if runner is None:
+            probs = [baseline.segment_frame(w).astype(np.float32) for w in flows]
+            times.add("streams", time.perf_counter() - t0)
+        else:
+            feats = runner.features(images, flows)
+            t1 = time.perf_counter()
+            coarse, state = runner.online(feats, state)
+            times.add("streams", t1 - t0)
+            times.add("memory", time.perf_counter() - t1)
+            probs = [_upsample(runner, c, f, times) for c, f in zip(coarse, images, strict=True)]
+        for (t, image, _), p in zip(pending, probs, strict=True):
+            t0 = time.perf_counter()
+            mask = crf.refine(image, p, options.crf) if options.crf else p > 0.5
+            t1 = time.perf_counter()
+            write_png(os.path.join(mask_dir, f"{t:05d}.png"), mask.astype(np.uint8) * 255)
+            if overlay_stem:
+                thumbs.append(_thumb(overlay(image, mask)))
+            if options.crf:
+                times.add("crf", t1 - t0)
+            times.add("write", time.perf_counter() - t1)
+            if progress:
+                progress(t)
+
+    iterator = iter(frames)
+    t0 = time.perf_counter()
+    previous = next(iterator, None)
+    times.add("read", time.perf_counter() - t0)
+    if previous is None:
+        raise ValueError("the video source gave no frames")
+    t, pending = 0, []
+    last_flow = np.zeros(previous.shape[:2] + (2,), np.float32)
+    while True:
+        t0 = time.perf_counter()
+        current = next(iterator, None)
+        times.add("read", time.perf_counter() - t0)
+        if current is None:
+            break
+        t0 = time.perf_counter()
+        last_flow = estimator(previous, current)
+        times.add("flow", time.perf_counter() - t0)
+        pending.append((t, previous, last_flow))
+        t, previous = t + 1, current
+        if len(pending) == options.online_chunk:
+            flush(pending)
+            pending = []
+    pending.append((t, previous, last_flow))  # the last frame repeats the previous flow
+    flush(pending)
+    if overlay_stem and thumbs:
+        write_gif(overlay_stem + ".gif", list(thumbs))
+        write_png(overlay_stem + ".png", contact_sheet(list(thumbs))[..., ::-1])
+    return t + 1

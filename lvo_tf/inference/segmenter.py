@@ -158,15 +158,20 @@ def segment_windows(
     window: int = 28,
     overlap: int = 8,
     times: StageTimes | None = None,
+    done: Callable[[int], bool] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yields (t, coarse probability [h, w, 1]) for every frame in order,
-    keeping only one window of features in memory."""
+    """Yields (t, coarse probability [h, w, 1]) in order for every frame not
+    `done`, keeping only one window of features in memory. A window whose
+    frames are all done is not computed."""
     times = times or StageTimes()
     starts = window_starts(length, window, overlap)
     owner = window_owner(length, starts, window)
+    todo_frames = [t for t in range(length) if not (done and done(t))]
     cache: dict[int, np.ndarray] = {}
     emitted = 0
     for k, s in enumerate(starts):
+        if not any(owner[t] == k for t in todo_frames):
+            continue
         end = min(s + window, length)
         for t in [t for t in list(cache) if t < s]:
             del cache[t]
@@ -181,6 +186,7 @@ def segment_windows(
         t0 = time.perf_counter()
         coarse = runner.coarse(np.stack([cache[t] for t in range(s, end)]))
         times.add("memory", time.perf_counter() - t0)
-        while emitted < length and owner[emitted] == k:
-            yield emitted, coarse[emitted - s]
+        while emitted < len(todo_frames) and owner[todo_frames[emitted]] == k:
+            t = todo_frames[emitted]
+            yield t, coarse[t - s]
             emitted += 1

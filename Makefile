@@ -15,6 +15,10 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	# TF Serving's request protos; its declared dependency on the full tensorflow
+	# wheel would install beside tensorflow-cpu, so no deps (grpcio and protobuf
+	# come with tensorflow-cpu).
+	$(PY) -m pip install --quiet --no-deps tensorflow-serving-api==2.21.0
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

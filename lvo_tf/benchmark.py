@@ -9,7 +9,8 @@ FLOPs and the matmul ceiling); `stages` (seconds per frame, FLOPs and
 GFLOP/s of appearance, motion, memory and head at 854x480 for the `lite`
 and `paper` presets); `pipeline` (clips per second from a feature cache
 through tf.data with stop-and-go, next to one memory training step's
-consumption).
+consumption); `export` (frames/s of one clip through Keras eager, the
+SavedModel, XLA and ONNX Runtime, and the artifacts' sizes).
 """
 
 import os
@@ -20,7 +21,7 @@ from lvo_tf import io_utils, perf
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/bench", "Where JSON and Markdown go.")
 _SECTIONS = flags.DEFINE_list(
-    "sections", ["convgru", "stages", "pipeline"], "Which benchmarks to run."
+    "sections", ["convgru", "stages", "pipeline", "export"], "Which benchmarks to run."
 )
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (median).", lower_bound=1)
 
@@ -41,10 +42,19 @@ def _pipeline_markdown(result):
     return perf.pipeline_markdown(result["presets"])
 
 
+def _export(repeats):
+    return {"presets": [perf.bench_export("lite", repeats=repeats)]}
+
+
+def _export_markdown(result):
+    return perf.export_markdown(result["presets"])
+
+
 _SECTION_FNS = {
     "convgru": (perf.bench_conv_gru, perf.conv_gru_markdown),
     "stages": (_stages, _stages_markdown),
     "pipeline": (_pipeline, _pipeline_markdown),
+    "export": (_export, _export_markdown),
 }
 
 

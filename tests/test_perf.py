@@ -92,3 +92,19 @@ def test_bench_pipeline_small():
     assert r["pipeline_clips_per_second"] > 0 and r["train_step_seconds"] > 0
     assert r["headroom"] == pytest.approx(r["pipeline_clips_per_second"] * r["train_step_seconds"])
     assert "| lite |" in perf.pipeline_markdown([r])
+
+
+def test_export_markdown_reports_failures_instead_of_hiding_them():
+    r = {
+        "preset": "lite",
+        "clip": [1, 2, 8, 8],
+        "saved_model_mb": 1.0,
+        "onnx_mb": 0.5,
+        "ways": {
+            "keras_eager": {"frames_per_second": 2.0},
+            "xla": {"error": "Boom: x"},
+            "onnx_runtime": {"frames_per_second": 3.0},
+        },
+    }
+    table = perf.export_markdown([r])
+    assert "| xla | failed: Boom: x |" in table and "| 1.50x |" in table

@@ -1,0 +1,1 @@
+"""Serving: SavedModel (TF Serving layout) and ONNX export, and example clients."""

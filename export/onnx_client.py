@@ -1,0 +1,58 @@
+r"""Segments a folder of frames with an exported LVO ONNX file: no TensorFlow.
+
+    python -m export.onnx_client --model=out/lvo.onnx --frames_dir=FRAMES --output_dir=out/onnx
+
+Uses ONNX Runtime, OpenCV and the project's flow and reader code (none of
+which imports TensorFlow), runs the whole clip in one call and writes 0/255
+masks `OUTPUT_DIR/<frame stem>.png`. For long videos, call `segment` on
+windows of frames yourself (the memory is bidirectional over the clip given).
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+from absl import app, flags, logging
+
+from lvo_tf import io_utils
+from lvo_tf.data import flow as flow_lib
+from lvo_tf.data import readers
+
+_MODEL = flags.DEFINE_string("model", None, "The .onnx file from export.onnx.")
+_FRAMES_DIR = flags.DEFINE_string("frames_dir", None, "A folder of frames.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where masks go.")
+_FLOW_METHOD = flags.DEFINE_enum("flow_method", flow_lib.DEFAULT_METHOD, flow_lib.METHODS, "")
+
+
+def segment(session, frames: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """frames [T, H, W, 3] uint8, flow [T, H, W, 2] -> probabilities [T, H, W]."""
+    names = {i.name.split(":")[0]: i.name for i in session.get_inputs()}
+    feed = {names["frames"]: frames[None], names["flow"]: flow[None].astype(np.float32)}
+    return session.run(None, feed)[0][0, ..., 0]
+
+
+def main(argv):
+    del argv
+    import onnxruntime as ort
+
+    if not os.path.isfile(_MODEL.value):
+        raise app.UsageError(f"--model: no file {_MODEL.value!r}")
+    try:
+        seq = readers.frames_folder(_FRAMES_DIR.value)
+        frames = readers.load_frames(seq)
+    except (FileNotFoundError, ValueError) as e:
+        raise app.UsageError(str(e)) from None
+    session = ort.InferenceSession(_MODEL.value, providers=["CPUExecutionProvider"])
+    probabilities = segment(session, frames, flow_lib.clip_flow(frames, _FLOW_METHOD.value))
+    for stem, p in zip(seq.stems, probabilities, strict=True):
+        path = os.path.join(_OUTPUT_DIR.value, stem + ".png")
+        with io_utils.atomic_path(path, suffix=".png") as tmp:
+            cv2.imwrite(tmp, (p > 0.5).astype(np.uint8) * 255)
+    logging.info("Wrote %d masks to %s", len(seq), _OUTPUT_DIR.value)
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["model", "frames_dir", "output_dir"])
+    app.run(main)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 
-import cv2
 import numpy as np
 from absl import app, flags, logging
 
@@ -46,10 +45,7 @@ def main(argv):
         raise app.UsageError(str(e)) from None
     session = ort.InferenceSession(_MODEL.value, providers=["CPUExecutionProvider"])
     probabilities = segment(session, frames, flow_lib.clip_flow(frames, _FLOW_METHOD.value))
-    for stem, p in zip(seq.stems, probabilities, strict=True):
-        path = os.path.join(_OUTPUT_DIR.value, stem + ".png")
-        with io_utils.atomic_path(path, suffix=".png") as tmp:
-            cv2.imwrite(tmp, (p > 0.5).astype(np.uint8) * 255)
+    io_utils.write_masks(_OUTPUT_DIR.value, seq.stems, probabilities)
     logging.info("Wrote %d masks to %s", len(seq), _OUTPUT_DIR.value)
 
 

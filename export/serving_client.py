@@ -12,7 +12,6 @@ through the exported SavedModel the way the server does.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 from absl import app, flags, logging
@@ -77,7 +76,6 @@ def _predict_rest(frames, flow):
 
 def main(argv):
     del argv
-    import cv2
 
     from lvo_tf import io_utils
 
@@ -89,10 +87,7 @@ def main(argv):
     flow = flow_lib.clip_flow(frames)
     predict = _predict_rest if _REST.value else _predict_grpc
     probabilities = predict(frames[None], flow[None])[0, ..., 0]
-    for stem, p in zip(seq.stems, probabilities, strict=True):
-        path = os.path.join(_OUTPUT_DIR.value, stem + ".png")
-        with io_utils.atomic_path(path, suffix=".png") as tmp:
-            cv2.imwrite(tmp, (p > 0.5).astype(np.uint8) * 255)
+    io_utils.write_masks(_OUTPUT_DIR.value, seq.stems, probabilities)
     logging.info("Wrote %d masks to %s", len(seq), _OUTPUT_DIR.value)
 
 

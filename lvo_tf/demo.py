@@ -106,8 +106,6 @@ def contact_sheet(features, prediction, mask, scale=6) -> np.ndarray:
 
 def main(argv):
     del argv
-    import cv2
-
     rng = np.random.default_rng(_SEED.value)
     logging.info(
         "Interim demo: the full LVO model and default weights are not built yet; "
@@ -162,9 +160,9 @@ def main(argv):
     out = _OUTPUT_DIR.value
     io_utils.write_json(os.path.join(out, "results.json"), results)
     io_utils.write_text(os.path.join(out, "results.md"), markdown)
-    with io_utils.atomic_path(os.path.join(out, "contact_sheet.png"), suffix=".png") as tmp:
-        if not cv2.imwrite(tmp, contact_sheet(x[0], prediction[0], y[0])):
-            raise OSError(f"could not write {out}/contact_sheet.png")
+    io_utils.write_image(
+        os.path.join(out, "contact_sheet.png"), contact_sheet(x[0], prediction[0], y[0])
+    )
     print(markdown)
     logging.info("Wrote %s", os.path.abspath(out))
 

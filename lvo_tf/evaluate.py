@@ -16,7 +16,6 @@ or non-binary result masks are reported per sequence, not fatal.
 
 import os
 
-import cv2
 from absl import app, flags, logging
 
 from lvo_tf import io_utils
@@ -61,9 +60,7 @@ def main(argv):
     stem = os.path.splitext(_OUTPUT_JSON.value)[0]
     io_utils.write_json(_OUTPUT_JSON.value, result)
     io_utils.write_text(stem + ".md", markdown)
-    with io_utils.atomic_path(stem + ".png", suffix=".png") as tmp:
-        if not cv2.imwrite(tmp, davis_eval.bar_chart(bars)):
-            raise OSError(f"could not write {stem}.png")
+    io_utils.write_image(stem + ".png", davis_eval.bar_chart(bars))
     print(markdown)
     logging.info("Wrote %s, %s.md, %s.png", _OUTPUT_JSON.value, stem, stem)
 

@@ -38,3 +38,23 @@ def write_text(path: str, text: str) -> None:
 
 def write_json(path: str, value) -> None:
     write_text(path, json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def write_image(path: str, image, params=()) -> None:
+    """Writes an image with OpenCV (BGR or single-channel), atomically; the
+    format follows the file's extension."""
+    import cv2
+
+    with atomic_path(path, suffix=os.path.splitext(path)[1]) as tmp:
+        if not cv2.imwrite(tmp, image, list(params)):
+            raise OSError(f"could not write image {path!r}")
+
+
+def write_masks(folder: str, stems, probabilities, threshold: float = 0.5) -> None:
+    """`folder/<stem>.png` = 255 where probability > threshold, else 0."""
+    import numpy as np
+
+    for stem, p in zip(stems, probabilities, strict=True):
+        write_image(
+            os.path.join(folder, stem + ".png"), (np.asarray(p) > threshold).astype(np.uint8) * 255
+        )

@@ -422,27 +422,21 @@ def write_video(root: str, name: str, video: Video, jpeg_quality: int = 90) -> N
     }
     for t, frame in enumerate(video.frames):
         stem = f"{t:05d}"
-        _write_image(
+        io_utils.write_image(
             os.path.join(folders["frames"], stem + ".jpg"),
             frame[..., ::-1],
             [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality],
         )
-        _write_image(
+        io_utils.write_image(
             os.path.join(folders["masks"], stem + ".png"), video.masks[t].astype(np.uint8) * 255
         )
         if t < len(video.flow):
             flow_lib.write_flo(os.path.join(folders["flow"], stem + ".flo"), video.flow[t])
-            _write_image(
+            io_utils.write_image(
                 os.path.join(folders["motion"], stem + ".png"),
                 video.moving[t].astype(np.uint8) * 255,
             )
     io_utils.write_json(os.path.join(root, "Meta", name + ".json"), video.meta)
-
-
-def _write_image(path, image, params=()):
-    with io_utils.atomic_path(path, suffix=os.path.splitext(path)[1]) as tmp:
-        if not cv2.imwrite(tmp, image, list(params)):
-            raise OSError(f"could not write {path!r}")
 
 
 def is_complete(root: str, name: str) -> bool:

@@ -131,12 +131,18 @@ def results_markdown(result: dict) -> str:
         lines.append(row(seq, r))
     lines.append(row("**overall**", result["overall"]))
     lines.append(f"\nJ&F mean: {result['overall']['J&F']:.3f}")
-    if result["problems"]:
-        lines.append("\nProblems in the results (missing frames scored as empty masks):")
-        for seq, problems in result["problems"].items():
-            for kind, items in problems.items():
-                lines.append(f"- {seq}: {kind} ({len(items)}): {', '.join(items[:10])}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + problems_markdown(result["problems"])) + "\n"
+
+
+def problems_markdown(problems: dict) -> list[str]:
+    """Lines listing the problems found in a results folder, if any."""
+    if not problems:
+        return []
+    lines = ["\nProblems in the results (missing frames scored as empty masks):"]
+    for seq, kinds in problems.items():
+        for kind, items in kinds.items():
+            lines.append(f"- {seq}: {kind} ({len(items)}): {', '.join(items[:10])}")
+    return lines
 
 
 def bar_chart(values: dict[str, dict[str, float]], bar_width: int = 18, height: int = 300):

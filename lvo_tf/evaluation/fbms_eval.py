@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 
 from lvo_tf.data import readers
-from lvo_tf.evaluation.davis_eval import load_pairs
+from lvo_tf.evaluation.davis_eval import load_pairs, problems_markdown
 
 
 def precision_recall(prediction: np.ndarray, annotation: np.ndarray) -> tuple[float, float]:
@@ -100,12 +100,7 @@ def results_markdown(result: dict) -> str:
     lines.append(
         f"| **sequence mean** | {m['precision']:.3f} | {m['recall']:.3f} | {m['F']:.3f} | |"
     )
-    if result["problems"]:
-        lines.append("\nProblems in the results (missing frames scored as empty masks):")
-        for seq, problems in result["problems"].items():
-            for kind, items in problems.items():
-                lines.append(f"- {seq}: {kind} ({len(items)}): {', '.join(items[:10])}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + problems_markdown(result["problems"])) + "\n"
 
 
 def bar_values(result: dict) -> dict[str, dict[str, float]]:

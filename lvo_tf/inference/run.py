@@ -110,12 +110,6 @@ def contact_sheet(thumbs: list[np.ndarray], columns: int = 4, count: int = 8) ->
     return np.concatenate(rows, 0)
 
 
-def write_png(path: str, image: np.ndarray) -> None:
-    with io_utils.atomic_path(path, suffix=".png") as tmp:
-        if not cv2.imwrite(tmp, image):
-            raise OSError(f"could not write {path!r}")
-
-
 def write_gif(path: str, frames_rgb: list[np.ndarray], fps: float = 8.0) -> None:
     from PIL import Image
 
@@ -165,9 +159,9 @@ def segment_video(
         t0 = time.perf_counter()
         mask = crf.refine(image, p, options.crf) if options.crf else p > 0.5
         t1 = time.perf_counter()
-        write_png(mask_path(t), mask.astype(np.uint8) * 255)
+        io_utils.write_image(mask_path(t), mask.astype(np.uint8) * 255)
         if probability_dir:
-            write_png(
+            io_utils.write_image(
                 os.path.join(probability_dir, stems[t] + ".png"),
                 np.round(np.clip(p, 0, 1) * 255).astype(np.uint8),
             )
@@ -182,7 +176,7 @@ def segment_video(
         t0 = time.perf_counter()
         ordered = [thumbs[t] for t in sorted(thumbs)]
         write_gif(overlay_stem + ".gif", ordered)
-        write_png(overlay_stem + ".png", contact_sheet(ordered)[..., ::-1])
+        io_utils.write_image(overlay_stem + ".png", contact_sheet(ordered)[..., ::-1])
         times.add("write", time.perf_counter() - t0)
 
 
@@ -223,7 +217,9 @@ def segment_stream(
             t0 = time.perf_counter()
             mask = crf.refine(image, p, options.crf) if options.crf else p > 0.5
             t1 = time.perf_counter()
-            write_png(os.path.join(mask_dir, f"{t:05d}.png"), mask.astype(np.uint8) * 255)
+            io_utils.write_image(
+                os.path.join(mask_dir, f"{t:05d}.png"), mask.astype(np.uint8) * 255
+            )
             if overlay_stem:
                 thumbs.append(_thumb(overlay(image, mask)))
             if options.crf:
@@ -258,5 +254,5 @@ def segment_stream(
     flush(pending)
     if overlay_stem and thumbs:
         write_gif(overlay_stem + ".gif", list(thumbs))
-        write_png(overlay_stem + ".png", contact_sheet(list(thumbs))[..., ::-1])
+        io_utils.write_image(overlay_stem + ".png", contact_sheet(list(thumbs))[..., ::-1])
     return t + 1

@@ -14,6 +14,14 @@ ENCODER = (("enc1", 32), ("enc2", 64), ("enc3", 128), ("enc4", 256), ("enc5", 51
 DECODER = (("dec4", 256, "enc4"), ("dec3", 128, "enc3"))
 
 
+def _double_conv(x, channels: int, stage: str):
+    for j in (1, 2):
+        x = keras.layers.Conv2D(
+            channels, 3, padding="same", activation="relu", name=f"{stage}_conv{j}"
+        )(x)
+    return x
+
+
 def build_mpnet(
     width: float = 1.0,
     representation: str = "uv",
@@ -55,14 +63,7 @@ def build_mpnet(
     for i, (stage, channels) in enumerate(ENCODER):
         if i:
             x = keras.layers.MaxPooling2D(2, name=f"{stage}_pool")(x)
-        for j in (1, 2):
-            x = keras.layers.Conv2D(
-                scaled(channels, width),
-                3,
-                padding="same",
-                activation="relu",
-                name=f"{stage}_conv{j}",
-            )(x)
+        x = _double_conv(x, scaled(channels, width), stage)
         skips[stage] = x
     for stage, channels, skip in DECODER:
         x = keras.layers.Conv2DTranspose(
@@ -74,14 +75,7 @@ def build_mpnet(
             name=f"{stage}_up",
         )(x)
         x = keras.layers.Concatenate(name=f"{stage}_concat")([x, skips[skip]])
-        for j in (1, 2):
-            x = keras.layers.Conv2D(
-                scaled(channels, width),
-                3,
-                padding="same",
-                activation="relu",
-                name=f"{stage}_conv{j}",
-            )(x)
+        x = _double_conv(x, scaled(channels, width), stage)
     logits = keras.layers.Conv2D(1, 1, name="motion_logits")(x)
     probability = keras.layers.Activation("sigmoid", dtype="float32", name="motion")(logits)
     return keras.Model(flow, probability, name=name)

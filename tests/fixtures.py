@@ -92,3 +92,29 @@ def write_fbms(root, rng, name="cars1", frames=6, labelled=(0, 3), split="Testse
         ]
     (seq / "GroundTruth" / f"{name}Def.dat").write_text("\n".join(lines) + "\n")
     return masks
+
+
+def write_toy_features(root, rng, sequences=6, frames=12, size=(12, 16), channels=33):
+    """A learnable feature cache: channel 0 shows every object (appearance),
+    the last channel is 1 on the moving object while it moves (motion) and 0
+    while it is stopped; the label is the moving object, stopped or not.
+    Channels between are noise."""
+    from lvo_tf.data.features import FeatureCache
+
+    cache = FeatureCache(str(root))
+    h, w = size
+    for s in range(sequences):
+        feats = rng.normal(0, 0.1, (frames, h, w, channels)).astype(np.float32)
+        labels = np.zeros((frames, h, w, 1), np.float32)
+        r, c = rng.integers(1, h - 4), rng.integers(1, w - 8)
+        dr, dc = rng.integers(1, h - 4), rng.integers(1, w - 4)
+        feats[:, dr : dr + 3, dc : dc + 3, 0] += 1.0  # a look-alike that never moves
+        stop = int(rng.integers(frames // 3, frames))
+        for t in range(frames):
+            cc = c + min(t, stop) // 2
+            feats[t, r : r + 3, cc : cc + 3, 0] += 1.0
+            labels[t, r : r + 3, cc : cc + 3, 0] = 1.0
+            if t < stop:
+                feats[t, r : r + 3, cc : cc + 3, -1] = 1.0
+        cache.write(f"toy{s}", feats, labels)
+    return str(root)

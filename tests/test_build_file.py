@@ -24,6 +24,9 @@ def _targets():
     scope = {kind: rule(kind) for kind in RULES}
     scope["load"] = lambda *args: None
     scope["package"] = lambda **kwargs: None
+    scope["glob"] = lambda patterns: sorted(
+        p.relative_to(ROOT).as_posix() for pattern in patterns for p in ROOT.glob(pattern)
+    )
     exec(compile((ROOT / "BUILD").read_text(), "BUILD", "exec"), scope)
     return targets
 

@@ -174,12 +174,16 @@ def _stop_and_go(parts, kind, k, motion_slices):
     return out
 
 
-def clip_dataset(source, config: ClipConfig = ClipConfig(), batch_size: int = 1) -> tf.data.Dataset:
+def clip_dataset(
+    source, config: ClipConfig = ClipConfig(), batch_size: int = 1, start: int = 0
+) -> tf.data.Dataset:
     """An endless, deterministic dataset of (inputs, labels) batches.
 
     For `FeatureSource`: `features` [B, L, h, w, C] -> labels [B, L, h, w, 1].
     For `FrameSource`: `{"frames", "flow"}` -> masks [B, L, H, W, 1].
     Each element also carries `augment` [B] (0 none, 1 stop, 2 static start).
+    `start` skips the first `start` clips at no cost (resuming training at
+    clip `step * batch_size` gives exactly the stream an uninterrupted run sees).
     """
     length = config.clip_length
     usable = [i for i, t in enumerate(source.lengths) if t >= length]
@@ -235,7 +239,7 @@ def clip_dataset(source, config: ClipConfig = ClipConfig(), batch_size: int = 1)
             return {"features": parts[0], "augment": kind}, parts[1]
         return {"frames": parts[0], "flow": parts[1], "augment": kind}, parts[2]
 
-    ds = tf.data.Dataset.counter()
+    ds = tf.data.Dataset.counter(start=start)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

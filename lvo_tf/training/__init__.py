@@ -1,0 +1,1 @@
+"""Training: the visual memory on cached stream features (memory_trainer)."""

@@ -1,1 +1,1 @@
-"""Training: the visual memory on cached stream features (memory_trainer)."""
+"""Training: the shared loop (loop), the memory on cached features (memory_trainer), MP-Net (mpnet_trainer)."""

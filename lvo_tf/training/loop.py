@@ -1,0 +1,166 @@
+"""The training loop shared by the trainers: checkpoints, exact resume, logs, curves.
+
+Checkpoints (`tf.train.CheckpointManager`) hold the model, the optimizer and
+the step. Datasets are indexed by example number, so `make_dataset(start)`
+resumes exactly where an uninterrupted run would be: same step count, same
+data, a loss curve that continues.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from lvo_tf import io_utils
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    output_dir: str
+    steps: int
+    batch_size: int = 1
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    validate_every: int = 1000
+
+
+def fit(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    make_dataset: Callable[[int], tf.data.Dataset],
+    loss_fn: Callable,
+    config: LoopConfig,
+    validate: Callable[[keras.Model], float] | None = None,
+    weights_name: str = "model.weights.h5",
+) -> dict:
+    """Trains `model` to `config.steps`, resuming from the latest checkpoint
+    in `output_dir/checkpoints`. `make_dataset(start)` yields (x, y) batches
+    from example `start` on. Writes `history.jsonl`, `tensorboard/`,
+    `weights_name`, `training_curves.png` and `summary.json`."""
+    out = config.output_dir
+    optimizer.build(model.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(out, "checkpoints"), config.keep_checkpoints
+    )
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step))
+    start_step = int(step)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss, tf.linalg.global_norm(grads)
+
+    writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
+    history_path = os.path.join(out, "history.jsonl")
+    history = _read_history(history_path, start_step)
+    iterator = iter(make_dataset(start_step * config.batch_size))
+    t0, wait = time.time(), 0.0
+    while int(step) < config.steps:
+        w0 = time.time()
+        x, y = next(iterator)
+        wait += time.time() - w0
+        loss, grad_norm = train_step(x, y)
+        step.assign_add(1)
+        s = int(step)
+        record = {"step": s, "loss": float(loss), "grad_norm": float(grad_norm)}
+        if s % config.log_every == 0 or s == config.steps:
+            rate = (s - start_step) / (time.time() - t0)
+            logging.info(
+                "step %d/%d  loss %.4f  |grad| %.3f  %.2f steps/s  ETA %.0f s  input wait %.1f%%",
+                s,
+                config.steps,
+                record["loss"],
+                record["grad_norm"],
+                rate,
+                (config.steps - s) / rate,
+                100 * wait / (time.time() - t0),
+            )
+        with writer.as_default(step=s):
+            tf.summary.scalar("loss", loss)
+            tf.summary.scalar("gradient_norm", grad_norm)
+            tf.summary.scalar("learning_rate", optimizer.learning_rate)
+        if validate and (s % config.validate_every == 0 or s == config.steps):
+            record["val_j"] = validate(model)
+            logging.info("step %d: validation J %.3f", s, record["val_j"])
+            with writer.as_default(step=s):
+                tf.summary.scalar("validation_j", record["val_j"])
+        history.append(record)
+        if s % config.checkpoint_every == 0 or s == config.steps:
+            _write_history(history_path, history, s)
+            manager.save(checkpoint_number=s)
+    writer.flush()
+    with io_utils.atomic_path(os.path.join(out, weights_name), suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)
+    curves_png(os.path.join(out, "training_curves.png"), history)
+    elapsed = time.time() - t0
+    summary = {
+        "steps": int(step),
+        "resumed_from": start_step,
+        "final_loss": history[-1]["loss"] if history else None,
+        "val_j": next((r["val_j"] for r in reversed(history) if "val_j" in r), None),
+        "seconds": elapsed,
+        "input_wait_fraction": wait / elapsed if elapsed else 0.0,
+    }
+    io_utils.write_json(os.path.join(out, "summary.json"), summary)
+    return summary
+
+
+def curves_png(path: str, history: list[dict]) -> None:
+    """Loss (line) and validation J (dots, 0..1) against step, drawn with OpenCV."""
+    import cv2
+
+    steps = np.array([r["step"] for r in history], float)
+    if len(steps) < 2:
+        return
+    w, h, m = 640, 360, 40
+    image = np.full((h, w, 3), 255, np.uint8)
+    losses = np.array([r["loss"] for r in history])
+
+    def x(s):
+        return m + (np.asarray(s) - steps.min()) / max(np.ptp(steps), 1) * (w - 2 * m)
+
+    def y(v, hi):
+        return h - m - np.asarray(v) / max(hi, 1e-9) * (h - 2 * m)
+
+    cv2.rectangle(image, (m, m), (w - m, h - m), (200, 200, 200), 1)
+    pts = np.stack([x(steps), y(losses, losses.max())], -1).astype(np.int32)
+    cv2.polylines(image, [pts], False, (200, 90, 20), 2)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(image, f"loss (0..{losses.max():.3f})", (m, m - 10), font, 0.5, (200, 90, 20), 1)
+    val = [(r["step"], r["val_j"]) for r in history if np.isfinite(r.get("val_j", np.nan))]
+    for s, j in val:
+        cv2.circle(image, (int(x(s)), int(y(j, 1.0))), 4, (30, 140, 30), -1)
+    if val:
+        cv2.putText(image, "validation J (0..1)", (w // 2, m - 10), font, 0.5, (30, 140, 30), 1)
+    label = f"step {int(steps.min())}..{int(steps.max())}"
+    cv2.putText(image, label, (m, h - 12), font, 0.45, (0, 0, 0), 1)
+    io_utils.write_image(path, image)
+
+
+def _read_history(path: str, upto: int) -> list[dict]:
+    """Records up to the checkpointed step (later ones died with the run)."""
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [r for r in records if r["step"] <= upto]
+
+
+def _write_history(path: str, history: list[dict], upto: int) -> None:
+    io_utils.write_text(path, "".join(json.dumps(r) + "\n" for r in history if r["step"] <= upto))

@@ -243,3 +243,105 @@ def clip_dataset(
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+# === MP-Net training examples ===
+
+
+class MotionSource:
+    """Per-frame (flow, independently-moving label) examples from a dataset in
+    the layout `lvo_tf.synthesize` writes (labels in `Motion/480p/<seq>/`).
+
+    `flow`: `"ground_truth"` reads `Flow/<seq>/<stem>.flo`; a flow method
+    name (`dis_medium`, ...) estimates it through the flow cache in
+    `flow_dir`, so the network learns the noise of the flow it will see at
+    inference. Flow and labels are padded (zeros) to a multiple of 16; labels
+    come at 1/4 resolution as the fraction of moving pixels per 4x4 cell.
+    """
+
+    def __init__(
+        self, root: str, split: str = "train", flow: str = "dis_medium", flow_dir: str | None = None
+    ):
+        from lvo_tf.data import flow as flow_lib
+        from lvo_tf.data import readers
+
+        self.root, self.flow = root, flow
+        if flow != "ground_truth":
+            self.cache = flow_lib.FlowCache(flow_dir or os.path.join(root, "FlowCache"), flow)
+        self.items = []
+        for seq in readers.davis_sequences(root, split):
+            for i, stem in enumerate(seq.stems[:-1]):
+                label = os.path.join(root, "Motion", "480p", seq.name, stem + ".png")
+                if os.path.isfile(label):
+                    self.items.append((seq, i, label))
+        if not self.items:
+            raise ValueError(f"no motion labels under {root!r}/Motion/480p for split {split!r}")
+        first = readers.read_frame(self.items[0][0].frame_paths[0])
+        h, w = first.shape[:2]
+        self.size = (-(-h // 16) * 16, -(-w // 16) * 16)
+        self.frame_size = (h, w)
+
+    def example(self, index: int):
+        import cv2
+
+        from lvo_tf.data import flow as flow_lib
+        from lvo_tf.data import readers
+
+        seq, i, label_path = self.items[index]
+        if self.flow == "ground_truth":
+            flow = flow_lib.read_flo(
+                os.path.join(self.root, "Flow", seq.name, seq.stems[i] + ".flo")
+            )
+        else:
+            flow = self.cache.field(
+                seq.name, seq.stems, i, lambda j: readers.read_frame(seq.frame_paths[j])
+            )
+        label = cv2.imread(label_path, cv2.IMREAD_GRAYSCALE)
+        if label is None or label.shape != flow.shape[:2] or flow.shape[:2] != self.frame_size:
+            raise ValueError(f"{label_path!r}: unreadable, or its size differs from the flow")
+        hp, wp = self.size
+        padded_flow = np.zeros((hp, wp, 2), np.float32)
+        padded_flow[: flow.shape[0], : flow.shape[1]] = flow
+        padded = np.zeros((hp, wp), np.float32)
+        padded[: label.shape[0], : label.shape[1]] = label > 127
+        cells = padded.reshape(hp // 4, 4, wp // 4, 4).mean(axis=(1, 3))[..., None]
+        return padded_flow, cells.astype(np.float32)
+
+
+def motion_dataset(
+    source: MotionSource,
+    crop: tuple[int, int] | None = None,
+    flip: bool = True,
+    seed: int = 0,
+    batch_size: int = 8,
+    start: int = 0,
+) -> tf.data.Dataset:
+    """Endless deterministic batches of (flow [B, h, w, 2], labels [B, h/4, w/4, 1]),
+    randomly cropped (offsets on a 16-pixel grid) and flipped (u negated)."""
+    h, w = source.size
+    ch, cw = crop or (h, w)
+    if ch % 16 or cw % 16 or ch > h or cw > w:
+        raise ValueError(f"crop must be multiples of 16 within {h}x{w}; got {ch}x{cw}")
+    n = len(source.items)
+
+    def load(i):
+        u = _draws(seed, i)
+        index = tf.minimum(tf.cast(u[0] * n, tf.int32), n - 1)
+        flow, label = tf.numpy_function(
+            lambda k: source.example(int(k)), [index], [tf.float32, tf.float32], stateful=False
+        )
+        flow.set_shape((h, w, 2))
+        label.set_shape((h // 4, w // 4, 1))
+        y = tf.cast(u[1] * ((h - ch) // 16 + 1), tf.int32) * 16
+        x = tf.cast(u[2] * ((w - cw) // 16 + 1), tf.int32) * 16
+        flow = flow[y : y + ch, x : x + cw]
+        label = label[y // 4 : (y + ch) // 4, x // 4 : (x + cw) // 4]
+        if flip:
+            do = u[3] < 0.5
+            flow = tf.cond(do, lambda: tf.reverse(flow, [1]) * [-1.0, 1.0], lambda: flow)
+            label = tf.cond(do, lambda: tf.reverse(label, [1]), lambda: label)
+        return flow, label
+
+    ds = tf.data.Dataset.counter(start=start)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

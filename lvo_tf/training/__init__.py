@@ -1,1 +1,1 @@
-"""Training: the shared loop (loop), the memory on cached features (memory_trainer), MP-Net (mpnet_trainer)."""
+"""Training: the shared loop, the memory on cached features, and MP-Net on flow."""

@@ -15,7 +15,7 @@ see lvo_tf/training/memory_trainer.py.
 
 from absl import app, flags, logging
 
-from lvo_tf.training import memory_trainer
+from lvo_tf.training import loop, memory_trainer
 
 _FEATURE_DIR = flags.DEFINE_string("feature_dir", None, "Training feature cache.")
 _VAL_FEATURE_DIR = flags.DEFINE_string("val_feature_dir", None, "Validation feature cache.")
@@ -41,13 +41,10 @@ flags.mark_flags_as_required(["feature_dir", "output_dir"])
 
 def main(argv):
     del argv
-    crop = None
-    if _CROP.value:
-        try:
-            crop = tuple(int(v) for v in _CROP.value)
-            assert len(crop) == 2
-        except (ValueError, AssertionError):
-            raise app.UsageError(f"--crop must be 'h,w'; got {_CROP.value}") from None
+    try:
+        crop = loop.parse_crop(_CROP.value)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
     config = memory_trainer.TrainConfig(
         feature_dir=_FEATURE_DIR.value,
         output_dir=_OUTPUT_DIR.value,

@@ -12,7 +12,7 @@ into an LVO model of the same preset as its `motion` part.
 
 from absl import app, flags, logging
 
-from lvo_tf.training import mpnet_trainer
+from lvo_tf.training import loop, mpnet_trainer
 
 _DATA_ROOT = flags.DEFINE_string("data_root", None, "Dataset with Motion/ labels.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Checkpoints, logs, weights.")
@@ -37,13 +37,10 @@ flags.mark_flags_as_required(["data_root", "output_dir"])
 
 def main(argv):
     del argv
-    crop = None
-    if _CROP.value:
-        try:
-            crop = tuple(int(v) for v in _CROP.value)
-            assert len(crop) == 2
-        except (ValueError, AssertionError):
-            raise app.UsageError(f"--crop must be 'h,w'; got {_CROP.value}") from None
+    try:
+        crop = loop.parse_crop(_CROP.value)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
     config = mpnet_trainer.MPNetTrainConfig(
         data_root=_DATA_ROOT.value,
         output_dir=_OUTPUT_DIR.value,

@@ -125,3 +125,12 @@ def test_bad_flags_fail_before_any_work(caches, tmp_path, flag, message):
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-1500:]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_parse_crop():
+    from lvo_tf.training.loop import parse_crop
+
+    assert parse_crop(None) is None and parse_crop(["8", "16"]) == (8, 16)
+    for bad in (["8"], ["a", "b"], ["1", "2", "3"]):
+        with pytest.raises(ValueError, match="--crop must be 'h,w'"):
+            parse_crop(bad)

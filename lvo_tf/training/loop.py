@@ -33,6 +33,17 @@ class LoopConfig:
     validate_every: int = 1000
 
 
+def parse_crop(values: list[str] | None) -> tuple[int, int] | None:
+    """The value of a `--crop=h,w` list flag; None when not given."""
+    if not values:
+        return None
+    try:
+        h, w = (int(v) for v in values)
+    except ValueError:
+        raise ValueError(f"--crop must be 'h,w' (two integers); got {','.join(values)}") from None
+    return h, w
+
+
 def fit(
     model: keras.Model,
     optimizer: keras.optimizers.Optimizer,

@@ -21,50 +21,36 @@ _FEATURE_DIR = flags.DEFINE_string("feature_dir", None, "Training feature cache.
 _VAL_FEATURE_DIR = flags.DEFINE_string("val_feature_dir", None, "Validation feature cache.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Checkpoints, logs, weights.")
 _PRESET = flags.DEFINE_string("preset", "lite", "Model preset: lite or paper.")
-_STEPS = flags.DEFINE_integer("steps", 30_000, "Training steps.")
 _LR = flags.DEFINE_float("learning_rate", 1e-4, "RMSProp learning rate.")
 _WD = flags.DEFINE_float("weight_decay", 0.005, "Weight decay.")
 _CLIP = flags.DEFINE_float("clip_value", 50.0, "Gradients are clipped to [-v, v].")
 _CLIP_LENGTH = flags.DEFINE_integer("clip_length", 14, "Frames per training clip.")
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Clips per step.")
-_CROP = flags.DEFINE_list("crop", None, "Random crop 'h,w' in feature cells (default none).")
 _STOP_AND_GO = flags.DEFINE_float("stop_and_go", 0.2, "Fraction of stop-and-go clips.")
 _STOP_FRAMES = flags.DEFINE_integer("stop_frames", 5, "Repeated frames in stop-and-go clips.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of weights and clips.")
-_CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
-_KEEP = flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
-_LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Steps between progress lines.")
-_VALIDATE_EVERY = flags.DEFINE_integer("validate_every", 1000, "Steps between validations.")
-_DETERMINISTIC = flags.DEFINE_bool("deterministic", True, "Deterministic TensorFlow ops.")
+_LOOP = loop.define_loop_flags(steps=30_000)
 flags.mark_flags_as_required(["feature_dir", "output_dir"])
 
 
 def main(argv):
     del argv
     try:
-        crop = loop.parse_crop(_CROP.value)
+        loop_values = loop.loop_flag_values(_LOOP)
     except ValueError as e:
         raise app.UsageError(str(e)) from None
     config = memory_trainer.TrainConfig(
+        **loop_values,
         feature_dir=_FEATURE_DIR.value,
         output_dir=_OUTPUT_DIR.value,
         preset=_PRESET.value,
         val_feature_dir=_VAL_FEATURE_DIR.value,
-        steps=_STEPS.value,
         learning_rate=_LR.value,
         weight_decay=_WD.value,
         clip_value=_CLIP.value,
         clip_length=_CLIP_LENGTH.value,
         batch_size=_BATCH.value,
-        crop=crop,
         stop_and_go=_STOP_AND_GO.value,
         stop_frames=_STOP_FRAMES.value,
-        seed=_SEED.value,
-        checkpoint_every=_CHECKPOINT_EVERY.value,
-        keep_checkpoints=_KEEP.value,
-        log_every=_LOG_EVERY.value,
-        validate_every=_VALIDATE_EVERY.value,
-        deterministic=_DETERMINISTIC.value,
     )
     try:
         config.validate()

@@ -33,6 +33,33 @@ class LoopConfig:
     validate_every: int = 1000
 
 
+def define_loop_flags(steps: int) -> dict:
+    """The flags both training binaries share; read them with `loop_flag_values`."""
+    from absl import flags
+
+    return {
+        "steps": flags.DEFINE_integer("steps", steps, "Training steps."),
+        "seed": flags.DEFINE_integer("seed", 0, "Seed of weights and data."),
+        "checkpoint_every": flags.DEFINE_integer(
+            "checkpoint_every", 500, "Steps between checkpoints."
+        ),
+        "keep_checkpoints": flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept."),
+        "log_every": flags.DEFINE_integer("log_every", 50, "Steps between progress lines."),
+        "validate_every": flags.DEFINE_integer(
+            "validate_every", 1000, "Steps between validations."
+        ),
+        "deterministic": flags.DEFINE_bool("deterministic", True, "Deterministic TF ops."),
+        "crop": flags.DEFINE_list("crop", None, "Random crop 'h,w' (default: none)."),
+    }
+
+
+def loop_flag_values(holders: dict) -> dict:
+    """Config keyword arguments from `define_loop_flags`' flags (crop parsed)."""
+    values = {name: holder.value for name, holder in holders.items()}
+    values["crop"] = parse_crop(values["crop"])
+    return values
+
+
 def parse_crop(values: list[str] | None) -> tuple[int, int] | None:
     """The value of a `--crop=h,w` list flag; None when not given."""
     if not values:

@@ -134,3 +134,21 @@ def test_parse_crop():
     for bad in (["8"], ["a", "b"], ["1", "2", "3"]):
         with pytest.raises(ValueError, match="--crop must be 'h,w'"):
             parse_crop(bad)
+
+
+@pytest.mark.slow
+def test_mirrored_on_two_cpu_devices_matches_one_device(caches, tmp_path):
+    """Same global batch (2), same seed: two replicas of one clip each give the
+    losses one device gives with two clips."""
+    runs = {}
+    for name, extra in (("one", []), ("mirrored", ["--strategy=mirrored", "--cpu_devices=2"])):
+        cmd = _train_cmd(caches, tmp_path / name, 25) + ["--batch_size=2"] + extra
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[name] = (
+            json.loads((tmp_path / name / "summary.json").read_text()),
+            [json.loads(line)["loss"] for line in open(tmp_path / name / "history.jsonl")],
+        )
+    assert runs["one"][0]["replicas"] == 1 and runs["mirrored"][0]["replicas"] == 2
+    np.testing.assert_allclose(runs["mirrored"][1], runs["one"][1], rtol=1e-4)
+    assert runs["one"][1][-1] < runs["one"][1][0]

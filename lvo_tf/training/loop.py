@@ -49,6 +49,12 @@ def define_loop_flags(steps: int) -> dict:
             "validate_every", 1000, "Steps between validations."
         ),
         "deterministic": flags.DEFINE_bool("deterministic", True, "Deterministic TF ops."),
+        "strategy": flags.DEFINE_enum(
+            "strategy", "default", list(STRATEGIES), "tf.distribute: one device or mirrored."
+        ),
+        "cpu_devices": flags.DEFINE_integer(
+            "cpu_devices", 0, "Split the CPU into N logical devices (testing mirrored)."
+        ),
         "crop": flags.DEFINE_list("crop", None, "Random crop 'h,w' (default: none)."),
     }
 
@@ -71,22 +77,57 @@ def parse_crop(values: list[str] | None) -> tuple[int, int] | None:
     return h, w
 
 
+STRATEGIES = ("default", "mirrored")
+
+
+def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
+    """`default` (one device) or `mirrored` (all local GPUs, or with
+    `cpu_devices=N` the CPU split into N logical devices, for testing). Call
+    before TensorFlow has run anything when `cpu_devices` is set."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}; got {name!r}")
+    if cpu_devices:
+        cpus = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * cpu_devices
+        )
+    if name == "default":
+        return tf.distribute.get_strategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    return tf.distribute.MirroredStrategy(devices)
+
+
 def fit(
-    model: keras.Model,
-    optimizer: keras.optimizers.Optimizer,
+    build: Callable[[], tuple[keras.Model, keras.optimizers.Optimizer]],
     make_dataset: Callable[[int], tf.data.Dataset],
     loss_fn: Callable,
     config: LoopConfig,
     validate: Callable[[keras.Model], float] | None = None,
     weights_name: str = "model.weights.h5",
+    strategy: tf.distribute.Strategy | None = None,
 ) -> dict:
-    """Trains `model` to `config.steps`, resuming from the latest checkpoint
-    in `output_dir/checkpoints`. `make_dataset(start)` yields (x, y) batches
-    from example `start` on. Writes `history.jsonl`, `tensorboard/`,
-    `weights_name`, `training_curves.png` and `summary.json`."""
+    """Trains the model `build()` returns (built in `strategy`'s scope) to
+    `config.steps`, resuming from the latest checkpoint in
+    `output_dir/checkpoints`. `make_dataset(start)` yields (x, y) batches of
+    `config.batch_size` (the global batch) from example `start` on; with
+    several replicas each gets an equal share. `loss_fn(y, p)` must return the
+    plain mean over its local batch (not a `keras.losses.Loss` object, which
+    also scales for distribution): the loop divides it by the replica count,
+    so the summed gradients equal those of the global batch (gradient
+    clipping applies per replica). Writes `history.jsonl`, `tensorboard/`, `weights_name`,
+    `training_curves.png` and `summary.json`."""
     out = config.output_dir
-    optimizer.build(model.trainable_variables)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(
+            f"batch_size {config.batch_size} is not divisible by the {replicas} replicas"
+        )
+    with strategy.scope():
+        model, optimizer = build()
+        optimizer.build(model.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # host-side counter
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
     manager = tf.train.CheckpointManager(
         checkpoint, os.path.join(out, "checkpoints"), config.keep_checkpoints
@@ -96,18 +137,25 @@ def fit(
         logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step))
     start_step = int(step)
 
-    @tf.function(reduce_retracing=True)
-    def train_step(x, y):
+    def replica_step(x, y):
         with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
+            loss = loss_fn(y, model(x, training=True)) / replicas
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss, tf.linalg.global_norm(grads)
 
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y):
+        loss, norm = strategy.run(replica_step, args=(x, y))
+        total = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        return total, strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None)
+
     writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
     history_path = os.path.join(out, "history.jsonl")
     history = _read_history(history_path, start_step)
-    iterator = iter(make_dataset(start_step * config.batch_size))
+    iterator = iter(
+        strategy.experimental_distribute_dataset(make_dataset(start_step * config.batch_size))
+    )
     t0, wait = time.time(), 0.0
     while int(step) < config.steps:
         w0 = time.time()
@@ -150,6 +198,7 @@ def fit(
     summary = {
         "steps": int(step),
         "resumed_from": start_step,
+        "replicas": replicas,
         "final_loss": history[-1]["loss"] if history else None,
         "val_j": next((r["val_j"] for r in reversed(history) if "val_j" in r), None),
         "seconds": elapsed,

@@ -53,10 +53,14 @@ class TrainConfig:
     log_every: int = 50
     validate_every: int = 1000
     deterministic: bool = True
+    strategy: str = "default"
+    cpu_devices: int = 0
 
     def validate(self) -> None:
         """Raises ValueError naming the offending setting, before any work."""
         resolve_config(self.preset)
+        if self.strategy not in loop.STRATEGIES:
+            raise ValueError(f"strategy must be one of {loop.STRATEGIES}; got {self.strategy!r}")
         for name in ("feature_dir",) + (("val_feature_dir",) if self.val_feature_dir else ()):
             path = getattr(self, name)
             if not os.path.isfile(os.path.join(path, "index.json")):
@@ -86,6 +90,13 @@ class TrainConfig:
             )
 
 
+def mean_bce(labels, probabilities):
+    """Mean per-pixel binary cross-entropy over the local batch. (Not a
+    `keras.losses.Loss` object: those also divide by the replica count inside
+    tf.distribute, which the training loop already does.)"""
+    return tf.reduce_mean(keras.losses.binary_crossentropy(labels, probabilities))
+
+
 def validation_j(model: keras.Model, source: FeatureSource) -> float:
     """Mean over sequences of the DAVIS J mean (the evaluation code's), on whole
     cached sequences at the memory's resolution, labels thresholded at 0.5."""
@@ -106,6 +117,7 @@ def validation_j(model: keras.Model, source: FeatureSource) -> float:
 def train(config: TrainConfig) -> dict:
     """Trains (or resumes) and returns a summary; see the module docstring."""
     config.validate()
+    strategy = loop.make_strategy(config.strategy, config.cpu_devices)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
@@ -120,10 +132,12 @@ def train(config: TrainConfig) -> dict:
         )
     val_source = FeatureSource(config.val_feature_dir) if config.val_feature_dir else None
 
-    model = build_memory(model_config)
-    optimizer = keras.optimizers.RMSprop(
-        config.learning_rate, weight_decay=config.weight_decay, clipvalue=config.clip_value
-    )
+    def build():
+        optimizer = keras.optimizers.RMSprop(
+            config.learning_rate, weight_decay=config.weight_decay, clipvalue=config.clip_value
+        )
+        return build_memory(model_config), optimizer
+
     clips = ClipConfig(
         clip_length=config.clip_length,
         crop=config.crop,
@@ -137,10 +151,9 @@ def train(config: TrainConfig) -> dict:
         return ds.map(lambda inputs, labels: (inputs["features"], labels))
 
     return loop.fit(
-        model,
-        optimizer,
+        build,
         make_dataset,
-        keras.losses.BinaryCrossentropy(),
+        mean_bce,
         loop.LoopConfig(
             config.output_dir,
             config.steps,
@@ -152,4 +165,5 @@ def train(config: TrainConfig) -> dict:
         ),
         validate=(lambda m: validation_j(m, val_source)) if val_source else None,
         weights_name="memory.weights.h5",
+        strategy=strategy,
     )

@@ -47,9 +47,13 @@ class MPNetTrainConfig:
     validate_every: int = 1000
     val_examples: int = 64
     deterministic: bool = True
+    strategy: str = "default"
+    cpu_devices: int = 0
 
     def validate(self) -> None:
         resolve_config(self.preset)
+        if self.strategy not in loop.STRATEGIES:
+            raise ValueError(f"strategy must be one of {loop.STRATEGIES}; got {self.strategy!r}")
         if not os.path.isdir(os.path.join(self.data_root, "Motion")):
             raise ValueError(f"data_root: no Motion/ labels under {self.data_root!r}")
         if self.flow not in (*flow_lib.METHODS, "ground_truth"):
@@ -103,6 +107,7 @@ def validation_j(model: keras.Model, source: MotionSource, count: int) -> float:
 
 def train(config: MPNetTrainConfig) -> dict:
     config.validate()
+    strategy = loop.make_strategy(config.strategy, config.cpu_devices)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
@@ -112,10 +117,11 @@ def train(config: MPNetTrainConfig) -> dict:
     val_source = MotionSource(config.data_root, config.val_split, config.flow, config.flow_dir)
     weight = config.positive_weight or estimate_positive_weight(source)
     logging.info("%d training examples; positive weight %.2f", len(source.items), weight)
-    model = build_motion(resolve_config(config.preset))
     return loop.fit(
-        model,
-        keras.optimizers.Adam(config.learning_rate),
+        lambda: (
+            build_motion(resolve_config(config.preset)),
+            keras.optimizers.Adam(config.learning_rate),
+        ),
         lambda start: motion_dataset(
             source, config.crop, True, config.seed, config.batch_size, start
         ),
@@ -131,4 +137,5 @@ def train(config: MPNetTrainConfig) -> dict:
         ),
         validate=lambda m: validation_j(m, val_source, config.val_examples),
         weights_name="motion.weights.h5",
+        strategy=strategy,
     )

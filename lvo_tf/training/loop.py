@@ -98,6 +98,20 @@ def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy(devices)
 
 
+def prepare(config) -> tf.distribute.Strategy:
+    """What every trainer does first: check the settings (`config.validate()`),
+    set up the strategy, op determinism and seeds, and write the resolved
+    settings to `output_dir/config.json`. Returns the strategy."""
+    config.validate()
+    strategy = make_strategy(config.strategy, config.cpu_devices)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.seed)
+    os.makedirs(config.output_dir, exist_ok=True)
+    io_utils.write_json(os.path.join(config.output_dir, "config.json"), dataclasses.asdict(config))
+    return strategy
+
+
 def fit(
     build: Callable[[], tuple[keras.Model, keras.optimizers.Optimizer]],
     make_dataset: Callable[[int], tf.data.Dataset],

@@ -25,7 +25,6 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lvo_tf import io_utils
 from lvo_tf.data.pipeline import ClipConfig, FeatureSource, clip_dataset
 from lvo_tf.evaluation import davis_metrics
 from lvo_tf.models import build_memory, resolve_config
@@ -116,13 +115,7 @@ def validation_j(model: keras.Model, source: FeatureSource) -> float:
 
 def train(config: TrainConfig) -> dict:
     """Trains (or resumes) and returns a summary; see the module docstring."""
-    config.validate()
-    strategy = loop.make_strategy(config.strategy, config.cpu_devices)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(config.seed)
-    os.makedirs(config.output_dir, exist_ok=True)
-    io_utils.write_json(os.path.join(config.output_dir, "config.json"), dataclasses.asdict(config))
+    strategy = loop.prepare(config)
     model_config = resolve_config(config.preset)
     source = FeatureSource(config.feature_dir)
     if source.channels != model_config.feature_channels:

@@ -18,7 +18,6 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lvo_tf import io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data.pipeline import MotionSource, motion_dataset
 from lvo_tf.evaluation import davis_metrics
@@ -106,13 +105,7 @@ def validation_j(model: keras.Model, source: MotionSource, count: int) -> float:
 
 
 def train(config: MPNetTrainConfig) -> dict:
-    config.validate()
-    strategy = loop.make_strategy(config.strategy, config.cpu_devices)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(config.seed)
-    os.makedirs(config.output_dir, exist_ok=True)
-    io_utils.write_json(os.path.join(config.output_dir, "config.json"), dataclasses.asdict(config))
+    strategy = loop.prepare(config)
     source = MotionSource(config.data_root, config.train_split, config.flow, config.flow_dir)
     val_source = MotionSource(config.data_root, config.val_split, config.flow, config.flow_dir)
     weight = config.positive_weight or estimate_positive_weight(source)

@@ -11,6 +11,7 @@ clip gets zero flow.
 from __future__ import annotations
 
 import os
+import threading
 
 import cv2
 import numpy as np
@@ -83,23 +84,36 @@ def _gray(frame: np.ndarray) -> np.ndarray:
 
 
 class FlowEstimator:
-    """Flow between two RGB uint8 frames with one of `METHODS`."""
+    """Flow between two RGB uint8 frames with one of `METHODS`.
+
+    Safe to call from several threads (tf.data workers): each thread gets its
+    own OpenCV DIS object, which is not thread-safe to share."""
 
     def __init__(self, method: str = DEFAULT_METHOD):
         if method not in METHODS:
             raise ValueError(f"unknown flow method {method!r}; choose from {METHODS}")
         self.method = method
-        self._dis = None
-        if method.startswith("dis_"):
-            self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[method[4:]])
+        self._local = threading.local()
+
+    def _dis(self):
+        dis = getattr(self._local, "dis", None)
+        if dis is None:
+            dis = self._local.dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.method[4:]])
+        return dis
 
     def __call__(self, frame: np.ndarray, next_frame: np.ndarray) -> np.ndarray:
         a, b = _gray(frame), _gray(next_frame)
         if a.shape != b.shape:
             raise ValueError(f"frames differ in size: {a.shape} and {b.shape}")
-        if self._dis is not None:
-            return self._dis.calc(a, b, None)
-        return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 21, 3, 5, 1.1, 0)
+        if self.method.startswith("dis_"):
+            flow = self._dis().calc(a, b, None)
+        else:
+            flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 21, 3, 5, 1.1, 0)
+        # A field larger than the frame is garbage (what a DIS object shared
+        # between threads produced); never let it reach a cache or a network.
+        if not np.all(np.abs(flow) <= 2 * max(a.shape)):
+            raise RuntimeError(f"{self.method} produced an invalid flow field (non-finite or huge)")
+        return flow
 
 
 def clip_flow(frames: np.ndarray, method: str = DEFAULT_METHOD) -> np.ndarray:

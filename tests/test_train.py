@@ -112,6 +112,7 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(caches, tmp_path):
     "flag, message",
     [
         ("--feature_dir={tmp}/none", "feature_dir: no feature cache"),
+        ("--data_root={tmp}", "feature_dir: give exactly one"),
         ("--preset=huge", "unknown LVO preset 'huge'"),
         ("--learning_rate=-1", "learning_rate must be positive"),
         ("--stop_and_go=2", "stop_and_go must be in [0, 1]"),
@@ -152,3 +153,179 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(caches, tmp_path):
     assert runs["one"][0]["replicas"] == 1 and runs["mirrored"][0]["replicas"] == 2
     np.testing.assert_allclose(runs["mirrored"][1], runs["one"][1], rtol=1e-4)
     assert runs["one"][1][-1] < runs["one"][1][0]
+
+
+def test_a_non_finite_input_stops_training_with_a_clear_error(tmp_path):
+    """A corrupt value in the data must stop the run at once, naming the step,
+    not silently turn every weight into NaN (a clipped loss can stay finite)."""
+    rng = np.random.default_rng(1)
+    root = write_toy_features(tmp_path / "bad", rng, sequences=2)
+    name = sorted(n for n in os.listdir(root) if n.endswith(".features.npy"))[0]
+    features = np.load(os.path.join(root, name))
+    features[:] = np.inf
+    np.save(os.path.join(root, name), features)
+    config = memory_trainer.TrainConfig(
+        feature_dir=root,
+        output_dir=str(tmp_path / "run"),
+        preset="lite",
+        steps=20,
+        clip_length=4,
+        stop_and_go=0.0,
+        checkpoint_every=5,
+        log_every=5,
+        validate_every=100,
+    )
+    with pytest.raises(FloatingPointError, match=r"step \d+: non-finite"):
+        memory_trainer.train(config)
+
+
+def _free_ports(n):
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_on_loopback_match_one_device(caches, tmp_path):
+    """MultiWorkerMirroredStrategy with two local processes (TF_CONFIG on
+    127.0.0.1), one clip each, against one device with both clips: the same
+    losses; only the chief writes the run's files."""
+    steps = 12
+    one = tmp_path / "one"
+    proc = subprocess.run(
+        _train_cmd(caches, one, steps) + ["--batch_size=2"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cluster = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    multi = tmp_path / "multi"
+    workers = []
+    for index in range(2):
+        env = dict(os.environ)
+        env["TF_CONFIG"] = json.dumps(
+            {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+        )
+        cmd = _train_cmd(caches, multi, steps) + ["--batch_size=2", "--strategy=multi_worker"]
+        workers.append(
+            subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    for w in workers:
+        _, err = w.communicate(timeout=600)
+        assert w.returncode == 0, err[-3000:]
+    summary = json.loads((multi / "summary.json").read_text())
+    assert summary["replicas"] == 2 and summary["steps"] == steps
+    losses = {
+        name: [json.loads(line)["loss"] for line in open(tmp_path / name / "history.jsonl")]
+        for name in ("one", "multi")
+    }
+    np.testing.assert_allclose(losses["multi"], losses["one"], rtol=1e-4)
+    assert (multi / "memory.weights.h5").is_file() and (multi / ".worker-1").is_dir()
+
+
+def test_multi_worker_without_tf_config_is_a_clear_error(caches, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    proc = subprocess.run(
+        _train_cmd(caches, tmp_path / "x", 2) + ["--strategy=multi_worker"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode != 0 and "needs the TF_CONFIG environment variable" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_xla_and_mixed_precision_steps(caches, tmp_path):
+    """--xla computes the same steps as the default graph (to float32
+    round-off); --mixed_precision trains in float16 with float32 weights and
+    its loss falls like the float32 run's."""
+    import keras
+
+    histories = {}
+    for name, extra in (
+        ("plain", {}),
+        ("xla", {"xla": True}),
+        ("mixed", {"mixed_precision": True}),
+    ):
+        out = tmp_path / name
+        config = _config(
+            caches, out, steps=60, validate_every=1000, checkpoint_every=60, log_every=20, **extra
+        )
+        memory_trainer.train(config)
+        histories[name] = [json.loads(line)["loss"] for line in open(out / "history.jsonl")]
+    keras.mixed_precision.set_global_policy("float32")
+    # Equal steps at first; round-off differences then compound slowly.
+    np.testing.assert_allclose(histories["xla"][:20], histories["plain"][:20], rtol=1e-4)
+    np.testing.assert_allclose(histories["xla"], histories["plain"], rtol=2e-2)
+    mixed, plain = np.array(histories["mixed"]), np.array(histories["plain"])
+    assert np.all(np.isfinite(mixed))
+    assert mixed[-10:].mean() < 0.8 * mixed[:10].mean()
+    np.testing.assert_allclose(mixed[:5], plain[:5], rtol=2e-2)  # same start, float16 noise
+
+
+@pytest.mark.slow
+def test_training_on_frames_and_flow_trains_the_reduction_not_the_backbones(tmp_path):
+    """--data_root: the whole model on frames + DIS flow;
+    the reduction convs change, DeepLab and MP-Net do not, and the result
+    loads as a whole model. (Learning itself is tested on features above;
+    random streams give too little signal for 80 steps.)"""
+    from lvo_tf.data import synthetic
+    from lvo_tf.models import build_lvo, weights
+    from lvo_tf.models.weights import get_part
+
+    root = str(tmp_path / "synth")
+    config_world = synthetic.WorldConfig(height=48, width=64, frames=8, max_objects=1)
+    names = [synthetic.sequence_name(i) for i in range(4)]
+    for i, name in enumerate(names):
+        synthetic.write_video(
+            root, name, synthetic.render_video(synthetic.video_rng(5, i), config_world)
+        )
+    synthetic.write_image_sets(root, names, {n: 8 for n in names}, names[-1:])
+    start = build_lvo("lite")
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    weights.save_weights(start, str(parts / "appearance.weights.h5"), part="appearance")
+    weights.save_weights(start, str(parts / "motion.weights.h5"), part="motion")
+    config = memory_trainer.TrainConfig(
+        feature_dir=None,
+        data_root=root,
+        val_split="val",
+        appearance_weights=str(parts / "appearance.weights.h5"),
+        motion_weights=str(parts / "motion.weights.h5"),
+        output_dir=str(tmp_path / "run"),
+        preset="lite",
+        steps=80,
+        learning_rate=3e-3,
+        clip_length=6,
+        stop_frames=2,
+        checkpoint_every=40,
+        validate_every=80,
+        log_every=20,
+    )
+    summary = memory_trainer.train(config)
+    assert summary["steps"] == 80 and np.isfinite(summary["val_j"])
+    history = [json.loads(line)["loss"] for line in open(tmp_path / "run" / "history.jsonl")]
+    assert len(history) == 80 and np.all(np.isfinite(history))
+    trained = build_lvo("lite")
+    weights.load_weights(trained, str(tmp_path / "run" / "lvo.weights.h5"))
+
+    def layer_weights(model, part, layer):
+        return [np.asarray(w) for w in get_part(model, part).get_layer(layer).get_weights()]
+
+    for part, layer, changed in (
+        ("appearance", "reduce1", True),
+        ("appearance", "reduce2", True),
+        ("deeplab", "conv1_1", False),
+        ("deeplab", "fc6", False),
+        ("motion", "enc1_conv1", False),
+    ):
+        before, after = layer_weights(start, part, layer), layer_weights(trained, part, layer)
+        same = all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+        assert same != changed, (part, layer)

@@ -137,6 +137,50 @@ class FrameSource:
         )
 
 
+class DiskFrameSource:
+    """Like `FrameSource`, read from a DAVIS-layout dataset on demand: frames
+    (JPEGImages), flow through a `FlowCache` (computed on first use) and
+    masks (Annotations). For training on frames + flow without holding the
+    videos in memory."""
+
+    kind = "frames"
+
+    def __init__(self, root: str, split: str, flow_cache):
+        from lvo_tf.data import readers
+
+        self.sequences = {s.name: s for s in readers.davis_sequences(root, split)}
+        if not self.sequences:
+            raise ValueError(f"no sequences in {root!r} for split {split!r}")
+        self.names = sorted(self.sequences)
+        self.lengths = [len(self.sequences[n]) for n in self.names]
+        self.flow_cache = flow_cache
+        first = readers.read_frame(self.sequences[self.names[0]].frame_paths[0])
+        self.size = first.shape[:2]
+
+    def clip(self, index: int, start: int, length: int):
+        from lvo_tf.data import readers
+
+        seq = self.sequences[self.names[index]]
+        frames = np.stack([readers.read_frame(p) for p in seq.frame_paths[start : start + length]])
+        if frames.shape[1:3] != self.size:
+            raise ValueError(
+                f"sequence {seq.name!r}: frames of {frames.shape[1:3]}, not {self.size}"
+            )
+        flow = np.stack(
+            [
+                self.flow_cache.field(
+                    seq.name, seq.stems, t, lambda j: readers.read_frame(seq.frame_paths[j])
+                )
+                for t in range(start, start + length)
+            ]
+        )
+        masks = readers.load_annotations(seq, self.size)
+        labels = np.stack([masks[s] for s in seq.stems[start : start + length]])
+        return frames, flow.astype(np.float32), labels[..., None].astype(np.float32)
+
+    signature = FrameSource.signature
+
+
 def _draws(seed: int, i):
     """Six uniform numbers in [0, 1) for clip i: sequence, start, crop y, crop x,
     flip, augmentation (kind)."""
@@ -245,10 +289,62 @@ def clip_dataset(
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-# === MP-Net training examples ===
+# === Per-frame training examples (MP-Net, the appearance stream) ===
 
 
-class MotionSource:
+def _padded_cells(mask: np.ndarray, size: tuple[int, int], stride: int) -> np.ndarray:
+    """Binary mask -> zero-padded to `size` -> fraction of foreground per
+    `stride` x `stride` cell, [h / stride, w / stride, 1] float32."""
+    hp, wp = size
+    padded = np.zeros((hp, wp), np.float32)
+    padded[: mask.shape[0], : mask.shape[1]] = mask
+    return padded.reshape(hp // stride, stride, wp // stride, stride).mean(axis=(1, 3))[..., None]
+
+
+class _FrameExamples:
+    """Examples (input, label) of single frames with a label PNG in
+    `<root>/<label_dir>/480p/<seq>/<stem>.png`. Inputs are padded to a
+    multiple of 16; labels come at 1/`label_stride` as cell fractions.
+    Subclasses set `label_dir`, `label_stride`, `channels`, `dtype`,
+    `flip_scale` (multiplied into the input on a flip, or None) and
+    `last_frame` (whether the last frame of a sequence has an example)."""
+
+    label_dir = label_stride = channels = dtype = flip_scale = None
+    last_frame = True
+
+    def __init__(self, root: str, split: str):
+        from lvo_tf.data import readers
+
+        self.root = root
+        self.items = []
+        for seq in readers.davis_sequences(root, split):
+            stems = seq.stems if self.last_frame else seq.stems[:-1]
+            for i, stem in enumerate(stems):
+                label = os.path.join(root, self.label_dir, "480p", seq.name, stem + ".png")
+                if os.path.isfile(label):
+                    self.items.append((seq, i, label))
+        if not self.items:
+            raise ValueError(f"no labels under {root!r}/{self.label_dir}/480p for split {split!r}")
+        first = readers.read_frame(self.items[0][0].frame_paths[0])
+        h, w = first.shape[:2]
+        self.size = (-(-h // 16) * 16, -(-w // 16) * 16)
+        self.frame_size = (h, w)
+
+    def _label(self, path: str, size: tuple[int, int]) -> np.ndarray:
+        import cv2
+
+        label = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+        if label is None or label.shape != size or size != self.frame_size:
+            raise ValueError(f"{path!r}: unreadable, or its size differs from its input")
+        return _padded_cells(label > 127, self.size, self.label_stride)
+
+    def _pad(self, x: np.ndarray) -> np.ndarray:
+        out = np.zeros((*self.size, x.shape[-1]), x.dtype)
+        out[: x.shape[0], : x.shape[1]] = x
+        return out
+
+
+class MotionSource(_FrameExamples):
     """Per-frame (flow, independently-moving label) examples from a dataset in
     the layout `lvo_tf.synthesize` writes (labels in `Motion/480p/<seq>/`).
 
@@ -259,31 +355,21 @@ class MotionSource:
     come at 1/4 resolution as the fraction of moving pixels per 4x4 cell.
     """
 
+    label_dir, label_stride, channels, dtype = "Motion", 4, 2, np.float32
+    flip_scale = (-1.0, 1.0)  # a horizontal flip negates u
+    last_frame = False  # no flow out of the last frame
+
     def __init__(
         self, root: str, split: str = "train", flow: str = "dis_medium", flow_dir: str | None = None
     ):
         from lvo_tf.data import flow as flow_lib
-        from lvo_tf.data import readers
 
-        self.root, self.flow = root, flow
+        super().__init__(root, split)
+        self.flow = flow
         if flow != "ground_truth":
             self.cache = flow_lib.FlowCache(flow_dir or os.path.join(root, "FlowCache"), flow)
-        self.items = []
-        for seq in readers.davis_sequences(root, split):
-            for i, stem in enumerate(seq.stems[:-1]):
-                label = os.path.join(root, "Motion", "480p", seq.name, stem + ".png")
-                if os.path.isfile(label):
-                    self.items.append((seq, i, label))
-        if not self.items:
-            raise ValueError(f"no motion labels under {root!r}/Motion/480p for split {split!r}")
-        first = readers.read_frame(self.items[0][0].frame_paths[0])
-        h, w = first.shape[:2]
-        self.size = (-(-h // 16) * 16, -(-w // 16) * 16)
-        self.frame_size = (h, w)
 
     def example(self, index: int):
-        import cv2
-
         from lvo_tf.data import flow as flow_lib
         from lvo_tf.data import readers
 
@@ -296,51 +382,66 @@ class MotionSource:
             flow = self.cache.field(
                 seq.name, seq.stems, i, lambda j: readers.read_frame(seq.frame_paths[j])
             )
-        label = cv2.imread(label_path, cv2.IMREAD_GRAYSCALE)
-        if label is None or label.shape != flow.shape[:2] or flow.shape[:2] != self.frame_size:
-            raise ValueError(f"{label_path!r}: unreadable, or its size differs from the flow")
-        hp, wp = self.size
-        padded_flow = np.zeros((hp, wp, 2), np.float32)
-        padded_flow[: flow.shape[0], : flow.shape[1]] = flow
-        padded = np.zeros((hp, wp), np.float32)
-        padded[: label.shape[0], : label.shape[1]] = label > 127
-        cells = padded.reshape(hp // 4, 4, wp // 4, 4).mean(axis=(1, 3))[..., None]
-        return padded_flow, cells.astype(np.float32)
+        label = self._label(label_path, flow.shape[:2])
+        return self._pad(flow.astype(np.float32)), label
 
 
-def motion_dataset(
-    source: MotionSource,
+class AppearanceSource(_FrameExamples):
+    """Per-frame (RGB frame, foreground label) examples from a DAVIS-layout
+    dataset (labels in `Annotations/480p/<seq>/`): uint8 frames padded with
+    zeros to a multiple of 16, labels at 1/8 resolution as the fraction of
+    foreground pixels per 8x8 cell (the appearance stream's output stride)."""
+
+    label_dir, label_stride, channels, dtype = "Annotations", 8, 3, np.uint8
+
+    def example(self, index: int):
+        from lvo_tf.data import readers
+
+        seq, i, label_path = self.items[index]
+        frame = readers.read_frame(seq.frame_paths[i])
+        return self._pad(frame), self._label(label_path, frame.shape[:2])
+
+
+def example_dataset(
+    source: _FrameExamples,
     crop: tuple[int, int] | None = None,
     flip: bool = True,
     seed: int = 0,
     batch_size: int = 8,
     start: int = 0,
 ) -> tf.data.Dataset:
-    """Endless deterministic batches of (flow [B, h, w, 2], labels [B, h/4, w/4, 1]),
-    randomly cropped (offsets on a 16-pixel grid) and flipped (u negated)."""
+    """Endless deterministic batches of (inputs [B, h, w, C], labels
+    [B, h/s, w/s, 1]) from a `MotionSource` or `AppearanceSource`, randomly
+    cropped (offsets on a 16-pixel grid) and flipped (with flow, u negated)."""
     h, w = source.size
     ch, cw = crop or (h, w)
     if ch % 16 or cw % 16 or ch > h or cw > w:
         raise ValueError(f"crop must be multiples of 16 within {h}x{w}; got {ch}x{cw}")
-    n = len(source.items)
+    n, s = len(source.items), source.label_stride
+    dtype = tf.as_dtype(source.dtype)
 
     def load(i):
         u = _draws(seed, i)
         index = tf.minimum(tf.cast(u[0] * n, tf.int32), n - 1)
-        flow, label = tf.numpy_function(
-            lambda k: source.example(int(k)), [index], [tf.float32, tf.float32], stateful=False
+        x, label = tf.numpy_function(
+            lambda k: source.example(int(k)), [index], [dtype, tf.float32], stateful=False
         )
-        flow.set_shape((h, w, 2))
-        label.set_shape((h // 4, w // 4, 1))
-        y = tf.cast(u[1] * ((h - ch) // 16 + 1), tf.int32) * 16
-        x = tf.cast(u[2] * ((w - cw) // 16 + 1), tf.int32) * 16
-        flow = flow[y : y + ch, x : x + cw]
-        label = label[y // 4 : (y + ch) // 4, x // 4 : (x + cw) // 4]
+        x.set_shape((h, w, source.channels))
+        label.set_shape((h // s, w // s, 1))
+        y0 = tf.cast(u[1] * ((h - ch) // 16 + 1), tf.int32) * 16
+        x0 = tf.cast(u[2] * ((w - cw) // 16 + 1), tf.int32) * 16
+        x = x[y0 : y0 + ch, x0 : x0 + cw]
+        label = label[y0 // s : (y0 + ch) // s, x0 // s : (x0 + cw) // s]
         if flip:
             do = u[3] < 0.5
-            flow = tf.cond(do, lambda: tf.reverse(flow, [1]) * [-1.0, 1.0], lambda: flow)
+
+            def flipped():
+                f = tf.reverse(x, [1])
+                return f * tf.constant(source.flip_scale, dtype) if source.flip_scale else f
+
+            x = tf.cond(do, flipped, lambda: x)
             label = tf.cond(do, lambda: tf.reverse(label, [1]), lambda: label)
-        return flow, label
+        return x, label
 
     ds = tf.data.Dataset.counter(start=start)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -31,6 +31,8 @@ class LoopConfig:
     keep_checkpoints: int = 3
     log_every: int = 50
     validate_every: int = 1000
+    xla: bool = False  # jit_compile the train step
+    mixed_precision: bool = False  # mixed_float16 with dynamic loss scaling
 
 
 def define_loop_flags(steps: int) -> dict:
@@ -50,10 +52,17 @@ def define_loop_flags(steps: int) -> dict:
         ),
         "deterministic": flags.DEFINE_bool("deterministic", True, "Deterministic TF ops."),
         "strategy": flags.DEFINE_enum(
-            "strategy", "default", list(STRATEGIES), "tf.distribute: one device or mirrored."
+            "strategy",
+            "default",
+            list(STRATEGIES),
+            "tf.distribute: one device, mirrored (local devices) or multi_worker (TF_CONFIG).",
         ),
         "cpu_devices": flags.DEFINE_integer(
             "cpu_devices", 0, "Split the CPU into N logical devices (testing mirrored)."
+        ),
+        "xla": flags.DEFINE_bool("xla", False, "Compile the training step with XLA."),
+        "mixed_precision": flags.DEFINE_bool(
+            "mixed_precision", False, "mixed_float16 compute with loss scaling (GPUs)."
         ),
         "crop": flags.DEFINE_list("crop", None, "Random crop 'h,w' (default: none)."),
     }
@@ -77,13 +86,22 @@ def parse_crop(values: list[str] | None) -> tuple[int, int] | None:
     return h, w
 
 
-STRATEGIES = ("default", "mirrored")
+def require_positive(config, *names: str) -> None:
+    """Raises ValueError naming the first of `config`'s `names` that is not > 0."""
+    for name in names:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name} must be positive; got {getattr(config, name)}")
+
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
-    """`default` (one device) or `mirrored` (all local GPUs, or with
-    `cpu_devices=N` the CPU split into N logical devices, for testing). Call
-    before TensorFlow has run anything when `cpu_devices` is set."""
+    """`default` (one device), `mirrored` (all local GPUs, or with
+    `cpu_devices=N` the CPU split into N logical devices, for testing) or
+    `multi_worker` (tf.distribute.MultiWorkerMirroredStrategy; the cluster and
+    this process's task come from the TF_CONFIG environment variable). Call
+    before TensorFlow has run anything."""
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}; got {name!r}")
     if cpu_devices:
@@ -93,9 +111,39 @@ def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
         )
     if name == "default":
         return tf.distribute.get_strategy()
+    if name == "multi_worker":
+        check_strategy(name)
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
     return tf.distribute.MirroredStrategy(devices)
+
+
+def check_strategy(name: str) -> None:
+    """Raises ValueError, before any work, for an unknown strategy or a
+    multi-worker run without a usable TF_CONFIG."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}; got {name!r}")
+    if name == "multi_worker":
+        try:
+            cluster = json.loads(os.environ.get("TF_CONFIG", ""))
+            cluster["cluster"], cluster["task"]["type"], cluster["task"]["index"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(
+                "strategy multi_worker needs the TF_CONFIG environment variable: "
+                '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", '
+                '"index": i}}'
+            ) from None
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's files: always, except in
+    multi-worker training, where only the chief (or worker 0) does."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
 
 
 def prepare(config) -> tf.distribute.Strategy:
@@ -106,9 +154,14 @@ def prepare(config) -> tf.distribute.Strategy:
     strategy = make_strategy(config.strategy, config.cpu_devices)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if config.mixed_precision else "float32"
+    )
     keras.utils.set_random_seed(config.seed)
-    os.makedirs(config.output_dir, exist_ok=True)
-    io_utils.write_json(os.path.join(config.output_dir, "config.json"), dataclasses.asdict(config))
+    if is_chief(strategy):
+        os.makedirs(config.output_dir, exist_ok=True)
+        path = os.path.join(config.output_dir, "config.json")
+        io_utils.write_json(path, dataclasses.asdict(config))
     return strategy
 
 
@@ -138,33 +191,53 @@ def fit(
         raise ValueError(
             f"batch_size {config.batch_size} is not divisible by the {replicas} replicas"
         )
+    chief = is_chief(strategy)
     with strategy.scope():
         model, optimizer = build()
+        if config.mixed_precision:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # host-side counter
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(out, "checkpoints"), config.keep_checkpoints
-    )
+    # Every worker saves (saving may synchronise them); only the chief's copy
+    # is the run's, the others go to a scratch folder of their own.
+    checkpoint_dir = os.path.join(out, "checkpoints")
+    if not chief:
+        task = strategy.cluster_resolver.task_id
+        checkpoint_dir = os.path.join(out, f".worker-{task}", "checkpoints")
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, config.keep_checkpoints)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logging.info("Resumed from %s at step %d", manager.latest_checkpoint, int(step))
     start_step = int(step)
+    summary_path = os.path.join(out, "summary.json")
+    if chief and start_step >= config.steps and os.path.isfile(summary_path):
+        logging.info("Already trained to step %d; nothing to do", start_step)
+        with open(summary_path) as f:
+            return json.load(f)  # keep the summary of the run that did the work
 
     def replica_step(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True)) / replicas
-        grads = tape.gradient(loss, model.trainable_variables)
+            scaled = optimizer.scale_loss(loss) if config.mixed_precision else loss
+        grads = tape.gradient(scaled, model.trainable_variables)
+        norm = tf.linalg.global_norm(grads)
+        if config.mixed_precision:
+            norm = norm / tf.cast(optimizer.dynamic_scale, norm.dtype)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss, tf.linalg.global_norm(grads)
+        return loss, norm
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, jit_compile=config.xla or None)
     def train_step(x, y):
         loss, norm = strategy.run(replica_step, args=(x, y))
         total = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         return total, strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None)
 
-    writer = tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
+    writer = (
+        tf.summary.create_file_writer(os.path.join(out, "tensorboard"))
+        if chief
+        else tf.summary.create_noop_writer()
+    )
     history_path = os.path.join(out, "history.jsonl")
     history = _read_history(history_path, start_step)
     iterator = iter(
@@ -179,6 +252,14 @@ def fit(
         step.assign_add(1)
         s = int(step)
         record = {"step": s, "loss": float(loss), "grad_norm": float(grad_norm)}
+        if not (np.isfinite(record["loss"]) and np.isfinite(record["grad_norm"])):
+            # The weights are now garbage; the last checkpoint is still good.
+            raise FloatingPointError(
+                f"step {s}: non-finite loss {record['loss']} or gradient norm "
+                f"{record['grad_norm']}; check the input batch (a corrupt flow or feature "
+                f"file?) and the learning rate. Training stops; {manager.latest_checkpoint} "
+                "is the last good checkpoint."
+            )
         if s % config.log_every == 0 or s == config.steps:
             rate = (s - start_step) / (time.time() - t0)
             logging.info(
@@ -195,16 +276,19 @@ def fit(
             tf.summary.scalar("loss", loss)
             tf.summary.scalar("gradient_norm", grad_norm)
             tf.summary.scalar("learning_rate", optimizer.learning_rate)
-        if validate and (s % config.validate_every == 0 or s == config.steps):
+        if validate and chief and (s % config.validate_every == 0 or s == config.steps):
             record["val_j"] = validate(model)
             logging.info("step %d: validation J %.3f", s, record["val_j"])
             with writer.as_default(step=s):
                 tf.summary.scalar("validation_j", record["val_j"])
         history.append(record)
         if s % config.checkpoint_every == 0 or s == config.steps:
-            _write_history(history_path, history, s)
+            if chief:
+                _write_history(history_path, history, s)
             manager.save(checkpoint_number=s)
     writer.flush()
+    if not chief:
+        return {"steps": int(step), "chief": False}
     with io_utils.atomic_path(os.path.join(out, weights_name), suffix=".weights.h5") as tmp:
         model.save_weights(tmp)
     curves_png(os.path.join(out, "training_curves.png"), history)

@@ -27,15 +27,19 @@ from absl import logging
 
 from lvo_tf.data.pipeline import ClipConfig, FeatureSource, clip_dataset
 from lvo_tf.evaluation import davis_metrics
-from lvo_tf.models import build_memory, resolve_config
+from lvo_tf.models import build_lvo, build_memory, resolve_config, weights
 from lvo_tf.training import loop
+
+MEMORY_TYPES = ("bidirectional", "forward", "none")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    feature_dir: str
+    feature_dir: str | None
     output_dir: str
     preset: str = "lite"
+    memory_type: str = "bidirectional"  # or "forward", "none" (ablations)
+    recompute: bool = False  # gradient checkpointing of the ConvGRU steps
     val_feature_dir: str | None = None
     steps: int = 30_000
     learning_rate: float = 1e-4
@@ -54,17 +58,39 @@ class TrainConfig:
     deterministic: bool = True
     strategy: str = "default"
     cpu_devices: int = 0
+    xla: bool = False
+    mixed_precision: bool = False
+    # Training on frames + flow instead of cached features (`data_root` set):
+    data_root: str | None = None
+    train_split: str = "train"
+    val_split: str | None = None
+    flow_method: str = "dis_medium"
+    flow_dir: str | None = None  # default <data_root>/FlowCache
+    appearance_weights: str | None = None
+    motion_weights: str | None = None
 
     def validate(self) -> None:
         """Raises ValueError naming the offending setting, before any work."""
         resolve_config(self.preset)
-        if self.strategy not in loop.STRATEGIES:
-            raise ValueError(f"strategy must be one of {loop.STRATEGIES}; got {self.strategy!r}")
-        for name in ("feature_dir",) + (("val_feature_dir",) if self.val_feature_dir else ()):
+        if self.memory_type not in MEMORY_TYPES:
+            raise ValueError(f"memory_type must be one of {MEMORY_TYPES}; got {self.memory_type!r}")
+        loop.check_strategy(self.strategy)
+        if (self.feature_dir is None) == (self.data_root is None):
+            raise ValueError("feature_dir: give exactly one of feature_dir and data_root")
+        caches = ("feature_dir",) if self.feature_dir else ()
+        for name in caches + (("val_feature_dir",) if self.val_feature_dir else ()):
             path = getattr(self, name)
             if not os.path.isfile(os.path.join(path, "index.json")):
                 raise ValueError(f"{name}: no feature cache at {path!r} (missing index.json)")
-        positive = (
+        if self.data_root:
+            if not os.path.isdir(os.path.join(self.data_root, "JPEGImages")):
+                raise ValueError(f"data_root: no JPEGImages/ under {self.data_root!r}")
+            for name in ("appearance_weights", "motion_weights"):
+                path = getattr(self, name)
+                if path and not os.path.isfile(path):
+                    raise ValueError(f"{name}: no such file {path!r}")
+        loop.require_positive(
+            self,
             "steps",
             "learning_rate",
             "clip_value",
@@ -75,9 +101,6 @@ class TrainConfig:
             "log_every",
             "validate_every",
         )
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay}")
         if not 0 <= self.stop_and_go <= 1:
@@ -113,23 +136,67 @@ def validation_j(model: keras.Model, source: FeatureSource) -> float:
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def train(config: TrainConfig) -> dict:
-    """Trains (or resumes) and returns a summary; see the module docstring."""
-    strategy = loop.prepare(config)
-    model_config = resolve_config(config.preset)
-    source = FeatureSource(config.feature_dir)
-    if source.channels != model_config.feature_channels:
-        raise ValueError(
-            f"feature_dir: the cache has {source.channels} channels but preset "
-            f"{config.preset!r} takes {model_config.feature_channels}"
+def validation_j_frames(model: keras.Model, source) -> float:
+    """Frames mode: mean over sequences of the DAVIS J mean of the whole
+    model's masks (> 0.5) at the frames' size."""
+    scores = []
+    for i in range(len(source.names)):
+        frames, flow, masks = source.clip(i, 0, source.lengths[i])
+        if len(frames) < 3:
+            continue
+        p = np.asarray(model({"frames": frames[None], "flow": flow[None]}, training=False))
+        result = davis_metrics.evaluate_sequence(
+            list(p[0, ..., 0] > 0.5), list(masks[..., 0] > 0.5)
         )
-    val_source = FeatureSource(config.val_feature_dir) if config.val_feature_dir else None
+        scores.append(result["J"]["mean"])
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def train(config: TrainConfig) -> dict:
+    """Trains (or resumes) and returns a summary; see the module docstring.
+
+    On cached features (`feature_dir`): the memory and head (`memory`
+    part), written as `memory.weights.h5`. On frames + flow (`data_root`):
+    the whole LVO model with DeepLab and MP-Net frozen, so the appearance
+    reduction trains with the memory and head; the streams start from
+    `appearance_weights` / `motion_weights`; written as `lvo.weights.h5`.
+    """
+    strategy = loop.prepare(config)
+    model_config = resolve_config(config.preset).replace(
+        memory_type=config.memory_type, memory_recompute=config.recompute
+    )
+    if config.data_root:
+        from lvo_tf.data import flow as flow_lib
+        from lvo_tf.data.pipeline import DiskFrameSource
+
+        flows = flow_lib.FlowCache(
+            config.flow_dir or os.path.join(config.data_root, "FlowCache"), config.flow_method
+        )
+        source = DiskFrameSource(config.data_root, config.train_split, flows)
+        val_source = (
+            DiskFrameSource(config.data_root, config.val_split, flows) if config.val_split else None
+        )
+    else:
+        source = FeatureSource(config.feature_dir)
+        if source.channels != model_config.feature_channels:
+            raise ValueError(
+                f"feature_dir: the cache has {source.channels} channels but preset "
+                f"{config.preset!r} takes {model_config.feature_channels}"
+            )
+        val_source = FeatureSource(config.val_feature_dir) if config.val_feature_dir else None
 
     def build():
         optimizer = keras.optimizers.RMSprop(
             config.learning_rate, weight_decay=config.weight_decay, clipvalue=config.clip_value
         )
-        return build_memory(model_config), optimizer
+        if not config.data_root:
+            return build_memory(model_config), optimizer
+        model = build_lvo(model_config)
+        if config.appearance_weights:
+            weights.load_weights(model, config.appearance_weights, part="appearance")
+        if config.motion_weights:
+            weights.load_weights(model, config.motion_weights, part="motion")
+        return model, optimizer
 
     clips = ClipConfig(
         clip_length=config.clip_length,
@@ -141,8 +208,14 @@ def train(config: TrainConfig) -> dict:
 
     def make_dataset(start):
         ds = clip_dataset(source, clips, config.batch_size, start=start)
+        if config.data_root:
+            return ds.map(lambda x, labels: ({"frames": x["frames"], "flow": x["flow"]}, labels))
         return ds.map(lambda inputs, labels: (inputs["features"], labels))
 
+    if config.data_root:
+        validate = (lambda m: validation_j_frames(m, val_source)) if val_source else None
+    else:
+        validate = (lambda m: validation_j(m, val_source)) if val_source else None
     return loop.fit(
         build,
         make_dataset,
@@ -155,8 +228,10 @@ def train(config: TrainConfig) -> dict:
             config.keep_checkpoints,
             config.log_every,
             config.validate_every,
+            xla=config.xla,
+            mixed_precision=config.mixed_precision,
         ),
-        validate=(lambda m: validation_j(m, val_source)) if val_source else None,
-        weights_name="memory.weights.h5",
+        validate=validate,
+        weights_name="lvo.weights.h5" if config.data_root else "memory.weights.h5",
         strategy=strategy,
     )

@@ -1,11 +1,22 @@
-"""Training MP-Net, the motion stream, on flow with independently-moving labels.
+"""Training LVO's per-frame streams: MP-Net (motion) and the appearance stream.
 
-Per-pixel binary cross-entropy at 1/4 resolution, with positives weighted by
+- `stream="motion"`: MP-Net on flow against per-pixel "independently moving"
+  labels (`Motion/480p`), at 1/4 resolution. The result, `motion.weights.h5`,
+  loads into an LVO model of the same preset with
+  `lvo_tf.models.weights.load_weights(model, path, part="motion")`.
+- `stream="appearance"`: the appearance stream (DeepLab-LargeFOV and the two
+  1x1 reduction convs) with a 1x1 sigmoid classifier on top, on RGB frames
+  against foreground masks (`Annotations/480p`), at 1/8 resolution: a
+  per-frame objectness network. The classifier is dropped afterwards; the
+  stream's weights, `appearance.weights.h5`, load as part `"appearance"`.
+  This stands in for the paper's PASCAL VOC DeepLab where no pretrained
+  weights are at hand (the reduction is trained here, so the memory can be
+  trained on cached features afterwards).
+
+Both use a per-pixel binary cross-entropy with positives weighted by
 `positive_weight` (by default the negative/positive ratio of the first 200
-training examples, at most 20: moving pixels are a minority). Adam. The
-checkpoint/resume/logging loop is `lvo_tf.training.loop`. The result,
-`motion.weights.h5`, loads into an LVO model of the same preset with
-`lvo_tf.models.weights.load_weights(model, path, part="motion")`.
+training examples, at most 20) and Adam. The checkpoint/resume/logging loop
+is `lvo_tf.training.loop`.
 """
 
 from __future__ import annotations
@@ -19,18 +30,23 @@ import tensorflow as tf
 from absl import logging
 
 from lvo_tf.data import flow as flow_lib
-from lvo_tf.data.pipeline import MotionSource, motion_dataset
+from lvo_tf.data.pipeline import AppearanceSource, MotionSource, example_dataset
 from lvo_tf.evaluation import davis_metrics
-from lvo_tf.models import build_motion, resolve_config
+from lvo_tf.models import build_appearance_classifier, build_motion, resolve_config, weights
 from lvo_tf.training import loop
+
+STREAMS = ("motion", "appearance")
+_LABEL_DIRS = {"motion": "Motion", "appearance": "Annotations"}
+_WEIGHTS_NAMES = {"motion": "motion.weights.h5", "appearance": "appearance_classifier.weights.h5"}
 
 
 @dataclasses.dataclass(frozen=True)
-class MPNetTrainConfig:
+class StreamTrainConfig:
     data_root: str
     output_dir: str
+    stream: str = "motion"
     preset: str = "lite"
-    flow: str = flow_lib.DEFAULT_METHOD  # or "ground_truth"
+    flow: str = flow_lib.DEFAULT_METHOD  # motion only; or "ground_truth"
     flow_dir: str | None = None
     train_split: str = "train"
     val_split: str = "val"
@@ -48,16 +64,22 @@ class MPNetTrainConfig:
     deterministic: bool = True
     strategy: str = "default"
     cpu_devices: int = 0
+    xla: bool = False
+    mixed_precision: bool = False
 
     def validate(self) -> None:
+        """Raises ValueError naming the offending setting, before any work."""
         resolve_config(self.preset)
-        if self.strategy not in loop.STRATEGIES:
-            raise ValueError(f"strategy must be one of {loop.STRATEGIES}; got {self.strategy!r}")
-        if not os.path.isdir(os.path.join(self.data_root, "Motion")):
-            raise ValueError(f"data_root: no Motion/ labels under {self.data_root!r}")
+        if self.stream not in STREAMS:
+            raise ValueError(f"stream must be one of {STREAMS}; got {self.stream!r}")
+        loop.check_strategy(self.strategy)
+        labels = _LABEL_DIRS[self.stream]
+        if not os.path.isdir(os.path.join(self.data_root, labels)):
+            raise ValueError(f"data_root: no {labels}/ labels under {self.data_root!r}")
         if self.flow not in (*flow_lib.METHODS, "ground_truth"):
             raise ValueError(f"flow must be ground_truth or one of {flow_lib.METHODS}")
-        for name in (
+        loop.require_positive(
+            self,
             "batch_size",
             "steps",
             "learning_rate",
@@ -66,11 +88,14 @@ class MPNetTrainConfig:
             "log_every",
             "validate_every",
             "val_examples",
-        ):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
+        )
         if self.positive_weight is not None and self.positive_weight <= 0:
             raise ValueError(f"positive_weight must be positive; got {self.positive_weight}")
+
+    def source(self, split: str):
+        if self.stream == "motion":
+            return MotionSource(self.data_root, split, self.flow, self.flow_dir)
+        return AppearanceSource(self.data_root, split)
 
 
 def weighted_bce(positive_weight: float):
@@ -82,7 +107,7 @@ def weighted_bce(positive_weight: float):
     return loss
 
 
-def estimate_positive_weight(source: MotionSource, examples: int = 200) -> float:
+def estimate_positive_weight(source, examples: int = 200) -> float:
     positives = 0.0
     total = 0
     for k in range(min(examples, len(source.items))):
@@ -92,30 +117,40 @@ def estimate_positive_weight(source: MotionSource, examples: int = 200) -> float
     return float(np.clip((total - positives) / max(positives, 1.0), 1.0, 20.0))
 
 
-def validation_j(model: keras.Model, source: MotionSource, count: int) -> float:
-    """Mean J (davis_metrics.region_similarity) of thresholded motion maps over
-    evenly spaced validation examples, at 1/4 resolution."""
+def validation_j(model: keras.Model, source, count: int) -> float:
+    """Mean J (davis_metrics.region_similarity) of thresholded outputs over
+    evenly spaced examples of `source`, at the labels' resolution."""
     picks = np.unique(np.linspace(0, len(source.items) - 1, count).round().astype(int))
     scores = []
     for k in picks:
-        flow, label = source.example(int(k))
-        p = np.asarray(model(flow[None], training=False))[0, ..., 0]
+        x, label = source.example(int(k))
+        p = np.asarray(model(x[None], training=False))[0, ..., 0]
         scores.append(davis_metrics.region_similarity(p > 0.5, label[..., 0] > 0.5))
     return float(np.mean(scores))
 
 
-def train(config: MPNetTrainConfig) -> dict:
+def train(config: StreamTrainConfig) -> dict:
     strategy = loop.prepare(config)
-    source = MotionSource(config.data_root, config.train_split, config.flow, config.flow_dir)
-    val_source = MotionSource(config.data_root, config.val_split, config.flow, config.flow_dir)
+    source, val_source = config.source(config.train_split), config.source(config.val_split)
     weight = config.positive_weight or estimate_positive_weight(source)
-    logging.info("%d training examples; positive weight %.2f", len(source.items), weight)
-    return loop.fit(
-        lambda: (
-            build_motion(resolve_config(config.preset)),
-            keras.optimizers.Adam(config.learning_rate),
-        ),
-        lambda start: motion_dataset(
+    logging.info(
+        "%s stream: %d training examples; positive weight %.2f",
+        config.stream,
+        len(source.items),
+        weight,
+    )
+    built = {}
+
+    def build():
+        if config.stream == "motion":
+            model = build_motion(resolve_config(config.preset))
+        else:
+            model, built["appearance"] = build_appearance_classifier(config.preset)
+        return model, keras.optimizers.Adam(config.learning_rate)
+
+    summary = loop.fit(
+        build,
+        lambda start: example_dataset(
             source, config.crop, True, config.seed, config.batch_size, start
         ),
         weighted_bce(weight),
@@ -127,8 +162,57 @@ def train(config: MPNetTrainConfig) -> dict:
             config.keep_checkpoints,
             config.log_every,
             config.validate_every,
+            xla=config.xla,
+            mixed_precision=config.mixed_precision,
         ),
         validate=lambda m: validation_j(m, val_source, config.val_examples),
-        weights_name="motion.weights.h5",
+        weights_name=_WEIGHTS_NAMES[config.stream],
         strategy=strategy,
     )
+    if config.stream == "appearance":
+        # The stream alone, loadable as part "appearance" of an LVO model.
+        path = os.path.join(config.output_dir, "appearance.weights.h5")
+        weights.save_weights(built["appearance"], path)
+    return summary
+
+
+# === Flags of the two stream binaries (train_mpnet, train_appearance) ===
+
+
+def define_flags(stream: str) -> dict:
+    """Defines a stream binary's flags; read them with `config_from_flags`."""
+    from absl import flags
+
+    holders = {
+        "data_root": flags.DEFINE_string(
+            "data_root", None, f"Dataset with {_LABEL_DIRS[stream]}/."
+        ),
+        "output_dir": flags.DEFINE_string("output_dir", None, "Checkpoints, logs, weights."),
+        "preset": flags.DEFINE_string("preset", "lite", "Model preset whose stream to train."),
+        "train_split": flags.DEFINE_string("train_split", "train", "Image set to train on."),
+        "val_split": flags.DEFINE_string("val_split", "val", "Image set to validate on."),
+        "batch_size": flags.DEFINE_integer("batch_size", 8, "Frames per step."),
+        "learning_rate": flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate."),
+        "positive_weight": flags.DEFINE_float(
+            "positive_weight", None, "Weight of foreground pixels (default: auto)."
+        ),
+        "val_examples": flags.DEFINE_integer("val_examples", 64, "Frames per validation."),
+    }
+    if stream == "motion":
+        holders["flow"] = flags.DEFINE_string(
+            "flow", "dis_medium", "A flow method, or ground_truth."
+        )
+        holders["flow_dir"] = flags.DEFINE_string(
+            "flow_dir", None, "Flow cache (default DATA_ROOT/FlowCache)."
+        )
+    holders["loop"] = loop.define_loop_flags(steps=20_000)
+    flags.mark_flags_as_required(["data_root", "output_dir"])
+    return holders
+
+
+def config_from_flags(holders: dict, stream: str) -> StreamTrainConfig:
+    """The validated config of a stream binary; ValueError names a bad flag."""
+    values = {k: h.value for k, h in holders.items() if k != "loop"}
+    config = StreamTrainConfig(**loop.loop_flag_values(holders["loop"]), **values, stream=stream)
+    config.validate()
+    return config

@@ -206,3 +206,32 @@ def test_bad_inputs_raise_clear_errors(rng):
         ConvGRU(4, (3, 3, 3))
     with pytest.raises(ValueError, match="filters"):
         ConvGRU(0)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_recompute_gives_the_same_outputs_and_gradients(rng, bidirectional):
+    """Gradient checkpointing changes what is stored, not what is computed."""
+    x = tf.constant(rng.normal(size=(2, 5, 6, 7, 3)).astype("float32"))
+    grads = {}
+    for recompute in (False, True):
+        keras.utils.set_random_seed(4)
+        layer = ConvGRU(4, 3, return_sequences=True, recompute=recompute)
+        if bidirectional:
+            layer = keras.layers.Bidirectional(layer)
+
+        @tf.function
+        def run(x, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x)
+                loss = tf.reduce_sum(tf.sin(y))
+            return y, tape.gradient(loss, [x, *layer.trainable_variables])
+
+        grads[recompute] = run(x)
+    y0, g0 = grads[False]
+    y1, g1 = grads[True]
+    np.testing.assert_allclose(y1.numpy(), y0.numpy(), atol=1e-6)
+    for a, b in zip(g1, g0, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+    config = ConvGRU(4, 3, recompute=True).get_config()
+    assert config["recompute"] and ConvGRU.from_config(config).recompute

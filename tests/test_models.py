@@ -21,6 +21,7 @@ from lvo_tf.models.frame_ops import (
     FlowEncoding,
     PadFrames,
     UpsampleToFrames,
+    camera_flow,
 )
 from lvo_tf.models.weights import get_part
 from tests.parity import assert_all_agree, run_all_ways
@@ -108,10 +109,23 @@ def test_full_model_equals_streams_then_feature_model(tiny_model, rng):
 
 
 def test_forward_only_config_builds():
-    memory = build_memory(TINY.replace(bidirectional=False))
+    memory = build_memory(TINY.replace(memory_type="forward"))
     out = memory(np.zeros((1, 3, 4, 5, TINY.feature_channels), "float32"))
     assert out.shape == (1, 3, 4, 5, 1)
     assert memory.get_layer("visual_memory").filters == TINY.memory_filters
+
+
+def test_no_memory_config_is_per_frame(rng):
+    """memory_type="none": each frame's output depends on that frame alone."""
+    memory = build_memory(TINY.replace(memory_type="none"))
+    x = rng.normal(size=(1, 4, 6, 7, TINY.feature_channels)).astype("float32")
+    whole = np.asarray(memory(x))
+    for t in range(4):
+        np.testing.assert_allclose(
+            np.asarray(memory(x[:, t : t + 1]))[:, 0], whole[:, t], atol=1e-6
+        )
+    with pytest.raises(ValueError, match="memory_type must be"):
+        build_memory(TINY.replace(memory_type="sideways"))
 
 
 def test_eager_graph_saved_model_onnx_agree(rng, tmp_path):
@@ -145,6 +159,48 @@ def test_flow_encodings_match_numpy(rng):
     np.testing.assert_array_equal(out[0, 0, 0], [1.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="representation"):
         FlowEncoding("polar")
+
+
+def numpy_camera_flow(flow, iterations=5, min_scale=0.5):
+    """Reference IRLS affine fit with Cauchy weights, solved by np.linalg."""
+    n, h, w, _ = flow.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    x = xs * 2.0 / max(w - 1, 1) - 1
+    y = ys * 2.0 / max(h - 1, 1) - 1
+    design = np.stack([np.ones_like(x), x, y], -1).reshape(-1, 3)
+    fitted = np.zeros_like(flow, dtype=np.float64)
+    for k in range(n):
+        f = flow[k].reshape(-1, 2).astype(np.float64)
+        weights = np.ones(h * w)
+        for _ in range(iterations):
+            weights = weights / weights.sum()
+            a = design.T @ (weights[:, None] * design)
+            coef = np.linalg.solve(a, design.T @ (weights[:, None] * f))
+            fit = design @ coef
+            r2 = ((f - fit) ** 2).sum(-1)
+            c2 = max((weights * r2).sum(), min_scale**2)
+            weights = 1 / (1 + r2 / c2)
+        fitted[k] = fit.reshape(h, w, 2)
+    return fitted
+
+
+def test_camera_flow_matches_numpy_and_ignores_movers(rng):
+    h, w = 48, 80
+    ys, xs = np.mgrid[0:h, 0:w]
+    x, y = xs * 2 / (w - 1) - 1, ys * 2 / (h - 1) - 1
+    camera = np.stack([1.5 + 0.8 * x - 0.3 * y, -2 + 0.2 * x + 0.5 * y], -1).astype("float32")
+    moving = camera.copy()
+    moving[10:26, 20:44] += [6.0, -4.0]  # 10% of the frame moves on its own
+    noisy = camera + rng.normal(0, 0.3, camera.shape).astype("float32")
+    flow = np.stack([camera, moving, noisy])
+    fitted = np.asarray(camera_flow(tf.constant(flow)))
+    np.testing.assert_allclose(fitted, numpy_camera_flow(flow), atol=1e-3)
+    np.testing.assert_allclose(fitted[0], camera, atol=1e-4)  # exact for an affine camera
+    assert np.abs(fitted[1] - camera).max() < 0.05  # the mover barely pulls the fit
+    residual = np.asarray(FlowEncoding("uv_residual", 2.0)(flow[1:2]))[0]
+    np.testing.assert_allclose(residual[..., :2], moving / 2.0, atol=1e-6)
+    assert np.abs(residual[15, 30, 2:] - [3.0, -2.0]).max() < 0.03
+    assert np.abs(residual[40, 70, 2:]).max() < 0.03
 
 
 def test_pad_frames_uses_channel_values(rng):

@@ -147,15 +147,17 @@ class ConvGRUCell(keras.layers.Layer):
         # x: [N, H, W, C] -> [N, H, W, 3F], the h-independent part of all gates.
         return ops.conv(x, self.kernel, padding="same") + self.bias
 
-    def recurrent_step(self, x_proj, h_prev):
-        # x_proj: [B, H, W, 3F]; h_prev: [B, H, W, F].
+    def recurrent_step(self, x_proj, h_prev, recurrent_kernel=None):
+        # x_proj: [B, H, W, 3F]; h_prev: [B, H, W, F]. `recurrent_kernel` may be
+        # passed as a tensor (gradient checkpointing needs explicit inputs).
         f = self.filters
+        kernel = self.recurrent_kernel if recurrent_kernel is None else recurrent_kernel
         x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
-        h_zr = ops.conv(h_prev, self.recurrent_kernel[..., : 2 * f], padding="same")
+        h_zr = ops.conv(h_prev, kernel[..., : 2 * f], padding="same")
         h_z, h_r = ops.split(h_zr, 2, axis=-1)
         z = self.recurrent_activation(x_z + h_z)
         r = self.recurrent_activation(x_r + h_r)
-        h_h = ops.conv(r * h_prev, self.recurrent_kernel[..., 2 * f :], padding="same")
+        h_h = ops.conv(r * h_prev, kernel[..., 2 * f :], padding="same")
         candidate = self.activation(x_h + h_h)
         return (1.0 - z) * h_prev + z * candidate
 
@@ -223,6 +225,9 @@ class ConvGRU(keras.layers.RNN):
             With `return_sequences`, outputs are in processing order (as
             `keras.layers.RNN` does; `Bidirectional` flips them back).
         unroll: Unroll the loop (needs a static clip length).
+        recompute: Gradient checkpointing (`tf.recompute_grad`) of each step:
+            the backward pass keeps only each step's input and memory and
+            recomputes the gates, trading time for memory on long clips.
         **kwargs: Cell arguments (`activation`, `recurrent_activation`,
             initializers, regularizers) and base layer arguments.
 
@@ -259,8 +264,10 @@ class ConvGRU(keras.layers.RNN):
         return_state: bool = False,
         go_backwards: bool = False,
         unroll: bool = False,
+        recompute: bool = False,
         **kwargs,
     ):
+        self.recompute = bool(recompute)
         cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _CELL_ARGS}
         if kwargs.pop("stateful", False):
             raise ValueError(
@@ -332,8 +339,22 @@ class ConvGRU(keras.layers.RNN):
         projected = cell.input_projection(folded)
         projected = ops.reshape(projected, (batch, steps, height, width, 3 * cell.filters))
 
+        if self.recompute:
+            import tensorflow as tf
+
+            # The kernel enters as a tensor read once outside the loop: a
+            # variable captured inside a recomputed loop body has no gradient.
+            kernel = ops.convert_to_tensor(cell.recurrent_kernel)
+            checkpointed = tf.recompute_grad(cell.recurrent_step)
+
+            def recurrent_step(x_proj, h_prev):
+                return checkpointed(x_proj, h_prev, kernel)
+
+        else:
+            recurrent_step = cell.recurrent_step
+
         def step(x_proj, states):
-            h = cell.recurrent_step(x_proj, states[0])
+            h = recurrent_step(x_proj, states[0])
             return h, [h]
 
         return _keras_rnn(
@@ -380,7 +401,11 @@ class ConvGRU(keras.layers.RNN):
         del base["cell"]
         for key in ("stateful",):
             base.pop(key, None)
-        return {**base, **{k: cell_config[k] for k in _CELL_ARGS}}
+        return {
+            **base,
+            **{k: cell_config[k] for k in _CELL_ARGS},
+            "recompute": self.recompute,
+        }
 
     @classmethod
     def from_config(cls, config):

@@ -16,7 +16,9 @@ def scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
-def build_deeplab_large_fov(width: float = 1.0, name: str = "deeplab_large_fov") -> keras.Model:
+def build_deeplab_large_fov(
+    width: float = 1.0, name: str = "deeplab_large_fov", input_scale: float = 1.0
+) -> keras.Model:
     """DeepLab-LargeFOV (Chen et al., ICLR 2015) on VGG16, truncated at fc6.
 
     Exactly the LargeFOV topology: conv1_1 ... conv5_3 (3x3, ReLU); pool1-3
@@ -29,6 +31,9 @@ def build_deeplab_large_fov(width: float = 1.0, name: str = "deeplab_large_fov")
     Args:
         width: Channel multiplier (1.0 is the paper's network; the `lite`
             preset uses fewer channels, same topology).
+        input_scale: Multiplies the mean-subtracted input: 1.0 for Caffe's
+            convention (pretrained weights), about 1/64 for training from
+            scratch.
         name: Model name.
 
     Input shape:
@@ -38,7 +43,7 @@ def build_deeplab_large_fov(width: float = 1.0, name: str = "deeplab_large_fov")
         [N, ceil(H/8), ceil(W/8), round(1024 * width)], fc6 after ReLU.
     """
     frames = keras.Input((None, None, 3), name="frames")
-    x = CaffePreprocess(name="caffe_preprocess")(frames)
+    x = CaffePreprocess(input_scale, name="caffe_preprocess")(frames)
     for block, convs, channels in VGG16_BLOCKS:
         dilation = 2 if block == 5 else 1
         for i in range(1, convs + 1):
@@ -48,6 +53,7 @@ def build_deeplab_large_fov(width: float = 1.0, name: str = "deeplab_large_fov")
                 padding="same",
                 dilation_rate=dilation,
                 activation="relu",
+                kernel_initializer="he_normal",  # for training from scratch
                 name=f"conv{block}_{i}",
             )(x)
         stride = 2 if block <= 3 else 1
@@ -58,6 +64,7 @@ def build_deeplab_large_fov(width: float = 1.0, name: str = "deeplab_large_fov")
         padding="same",
         dilation_rate=12,
         activation="relu",
+        kernel_initializer="he_normal",
         name="fc6",
     )(x)
     return keras.Model(frames, fc6, name=name)

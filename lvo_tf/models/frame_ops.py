@@ -19,12 +19,82 @@ CAFFE_MEAN_RGB = CAFFE_MEAN_BGR[::-1]
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class CaffePreprocess(keras.layers.Layer):
-    """RGB in [0, 255] -> BGR minus the Caffe mean pixel (no scaling)."""
+    """RGB in [0, 255] -> (BGR minus the Caffe mean pixel) * `scale`.
+
+    `scale=1.0` is Caffe's convention (pretrained VGG/DeepLab weights expect
+    it); networks trained from scratch here use a small scale so that their
+    input is about unit-sized.
+    """
+
+    def __init__(self, scale: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = float(scale)
 
     def call(self, frames):
         x = tf.cast(frames, self.compute_dtype)
         x = tf.reverse(x, axis=[-1])
-        return x - tf.constant(CAFFE_MEAN_BGR, self.compute_dtype)
+        x = x - tf.constant(CAFFE_MEAN_BGR, self.compute_dtype)
+        return x * self.scale if self.scale != 1.0 else x
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def camera_flow(flow, iterations: int = 5, min_scale: float = 0.5):
+    """The camera's part of optical flow: a robust affine fit per frame.
+
+    Fits u = a0 + a1 x + a2 y and v = b0 + b1 x + b2 y (x, y in [-1, 1] over
+    the frame) by iteratively reweighted least squares with Cauchy weights
+    w = 1 / (1 + |r|^2 / c^2), where r is the residual of the previous fit and
+    c its weighted RMS (at least `min_scale` pixels). Independently moving
+    objects, a minority of pixels, are down-weighted, so the fit follows the
+    background. The 3x3 normal equations are solved in closed form (no
+    matrix ops, so it exports to ONNX).
+
+    Args:
+        flow: [N, H, W, 2] float32 flow in pixels.
+
+    Returns:
+        [N, H, W, 2] the fitted camera flow.
+    """
+    shape = tf.shape(flow)
+    h, w = shape[1], shape[2]
+
+    def axis(n):
+        n_f = tf.cast(n, tf.float32)
+        return tf.cast(tf.range(n), tf.float32) * (2.0 / tf.maximum(n_f - 1.0, 1.0)) - 1.0
+
+    x = tf.broadcast_to(axis(w)[None, :], tf.stack([h, w]))[None, :, :, None]
+    y = tf.broadcast_to(axis(h)[:, None], tf.stack([h, w]))[None, :, :, None]
+    weights = tf.ones_like(flow[..., :1])
+    fitted = tf.zeros_like(flow)
+
+    def total(t):
+        return tf.reduce_sum(t, axis=[1, 2], keepdims=True)
+
+    for _ in range(iterations):
+        weights = weights / total(weights)  # weighted means keep the system well scaled
+        s1, sx, sy = total(weights), total(weights * x), total(weights * y)
+        sxx, sxy, syy = total(weights * x * x), total(weights * x * y), total(weights * y * y)
+        # Inverse of the symmetric [[s1, sx, sy], [sx, sxx, sxy], [sy, sxy, syy]]
+        # by cofactors; each t* is [N, 1, 1, 2] (u and v together).
+        c00 = sxx * syy - sxy * sxy
+        c01 = sy * sxy - sx * syy
+        c02 = sx * sxy - sy * sxx
+        c11 = s1 * syy - sy * sy
+        c12 = sx * sy - s1 * sxy
+        c22 = s1 * sxx - sx * sx
+        det = s1 * c00 + sx * c01 + sy * c02
+        det = tf.where(tf.abs(det) < 1e-9, tf.ones_like(det) * 1e-9, det)
+        t0, tx, ty = total(weights * flow), total(weights * x * flow), total(weights * y * flow)
+        a0 = (c00 * t0 + c01 * tx + c02 * ty) / det
+        a1 = (c01 * t0 + c11 * tx + c12 * ty) / det
+        a2 = (c02 * t0 + c12 * tx + c22 * ty) / det
+        fitted = a0 + a1 * x + a2 * y
+        r2 = tf.reduce_sum(tf.square(flow - fitted), axis=-1, keepdims=True)
+        c2 = tf.maximum(total(weights * r2), min_scale**2)
+        weights = 1.0 / (1.0 + r2 / c2)
+    return fitted
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -32,10 +102,13 @@ class FlowEncoding(keras.layers.Layer):
     """Optical flow in pixels -> MP-Net's input representation.
 
     `"uv"`: (u, v) / scale. `"angle_magnitude"`: (cos a, sin a, |f| / scale),
-    with (cos a, sin a) = (1, 0) where the flow is zero.
+    with (cos a, sin a) = (1, 0) where the flow is zero. `"uv_residual"`:
+    (u, v, u - u_cam, v - v_cam) / scale, where (u_cam, v_cam) is the camera's
+    flow as `camera_flow` estimates it: the flow that is left is what moves
+    independently of the camera (or shows parallax).
     """
 
-    REPRESENTATIONS = ("uv", "angle_magnitude")
+    REPRESENTATIONS = ("uv", "angle_magnitude", "uv_residual")
 
     def __init__(self, representation: str = "uv", scale: float = 20.0, **kwargs):
         super().__init__(**kwargs)
@@ -52,6 +125,9 @@ class FlowEncoding(keras.layers.Layer):
         flow = tf.cast(flow, self.compute_dtype)
         if self.representation == "uv":
             return flow / self.scale
+        if self.representation == "uv_residual":
+            residual = flow - camera_flow(tf.cast(flow, tf.float32))
+            return tf.concat([flow, tf.cast(residual, flow.dtype)], axis=-1) / self.scale
         u, v = flow[..., 0], flow[..., 1]
         magnitude = tf.sqrt(u * u + v * v)
         safe = tf.maximum(magnitude, 1e-6)
@@ -61,7 +137,7 @@ class FlowEncoding(keras.layers.Layer):
         return tf.stack([cos, sin, magnitude / self.scale], axis=-1)
 
     def compute_output_shape(self, input_shape):
-        channels = 2 if self.representation == "uv" else 3
+        channels = {"uv": 2, "angle_magnitude": 3, "uv_residual": 4}[self.representation]
         return tuple(input_shape[:-1]) + (channels,)
 
     def get_config(self):

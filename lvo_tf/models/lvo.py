@@ -29,24 +29,32 @@ class LVOConfig:
 
     Attributes:
         appearance_width: Channel multiplier of DeepLab-LargeFOV (1.0: VGG16).
+        appearance_input_scale: Scale of the mean-subtracted frames fed to
+            DeepLab (1.0: Caffe's convention, for imported weights).
         appearance_channels: Channels after the two 1x1 reduction convs.
         motion_width: Channel multiplier of MP-Net.
-        flow_representation: `"uv"` or `"angle_magnitude"` (see `build_mpnet`).
+        flow_representation: `"uv"`, `"angle_magnitude"` or `"uv_residual"`
+            (see `FlowEncoding`).
         flow_scale: Pixels of flow that map to 1.0 in MP-Net's input.
         memory_filters: ConvGRU channels per direction.
         memory_kernel: ConvGRU kernel size.
-        bidirectional: Forward and backward memory (the paper), or forward only.
+        memory_type: `"bidirectional"` (the paper: forward and backward
+            ConvGRUs), `"forward"` (one ConvGRU, causal), or `"none"` (no
+            memory: a per-frame 7x7 conv with as many channels as the two
+            directions, for ablations).
         head_filters: Channels of the 3x3 head conv.
     """
 
     appearance_width: float = 1.0
+    appearance_input_scale: float = 1.0
     appearance_channels: int = 128
     motion_width: float = 1.0
     flow_representation: str = "uv"
     flow_scale: float = 20.0
     memory_filters: int = 64
     memory_kernel: int = 7
-    bidirectional: bool = True
+    memory_type: str = "bidirectional"
+    memory_recompute: bool = False
     head_filters: int = 64
 
     @property
@@ -62,11 +70,15 @@ PRESETS = {
     # The paper's network (Tokmakov et al. 2017): VGG16 DeepLab-LargeFOV,
     # 128 + 1 feature channels, 64 memory channels per direction, 7x7.
     "paper": LVOConfig(),
-    # Same topology, fewer channels, for CPU use.
+    # Same topology, fewer channels, for CPU use; MP-Net also sees the flow
+    # left after a robust fit of the camera's motion (the default model is
+    # trained on synthetic data only, where this input transfers best).
     "lite": LVOConfig(
         appearance_width=0.25,
+        appearance_input_scale=1 / 64,  # trained from scratch here, not imported
         appearance_channels=32,
         motion_width=0.25,
+        flow_representation="uv_residual",
         memory_filters=16,
         memory_kernel=7,
         head_filters=16,
@@ -91,12 +103,25 @@ def build_appearance(config: LVOConfig) -> keras.Model:
     DeepLab-LargeFOV fc6 (frozen in LVO), then two 1x1 convs with tanh
     between, both to `appearance_channels`, Glorot-initialised.
     """
-    deeplab = build_deeplab_large_fov(config.appearance_width)
+    deeplab = build_deeplab_large_fov(
+        config.appearance_width, input_scale=config.appearance_input_scale
+    )
     frames = keras.Input((None, None, 3), name="frames")
     x = deeplab(frames)
     x = keras.layers.Conv2D(config.appearance_channels, 1, activation="tanh", name="reduce1")(x)
     x = keras.layers.Conv2D(config.appearance_channels, 1, name="reduce2")(x)
     return keras.Model(frames, x, name="appearance")
+
+
+def build_appearance_classifier(config: LVOConfig | str) -> tuple[keras.Model, keras.Model]:
+    """(classifier, appearance) for training the appearance stream alone:
+    frames [N, H, W, 3] -> the appearance stream -> `appearance_classifier`,
+    a 1x1 conv with sigmoid -> foreground probability [N, H/8, W/8, 1]."""
+    appearance = build_appearance(resolve_config(config))
+    frames = keras.Input((None, None, 3), name="frames")
+    logits = keras.layers.Conv2D(1, 1, name="appearance_classifier")(appearance(frames))
+    probability = keras.layers.Activation("sigmoid", dtype="float32", name="foreground")(logits)
+    return keras.Model(frames, probability, name="appearance_classifier"), appearance
 
 
 def build_motion(config: LVOConfig) -> keras.Model:
@@ -135,17 +160,35 @@ def build_memory(config: LVOConfig) -> keras.Model:
     """
     features = keras.Input((None, None, None, config.feature_channels), name="features")
     # Fixed names keep weight paths stable: visual_memory/forward_conv_gru/...
-    if config.bidirectional:
+    if config.memory_type == "bidirectional":
         gru = ConvGRU(
-            config.memory_filters, config.memory_kernel, return_sequences=True, name="conv_gru"
+            config.memory_filters,
+            config.memory_kernel,
+            return_sequences=True,
+            recompute=config.memory_recompute,
+            name="conv_gru",
         )
         memory = keras.layers.Bidirectional(gru, merge_mode="concat", name="visual_memory")
-    else:
+    elif config.memory_type == "forward":
         memory = ConvGRU(
             config.memory_filters,
             config.memory_kernel,
             return_sequences=True,
+            recompute=config.memory_recompute,
             name="visual_memory",
+        )
+    elif config.memory_type == "none":
+        k = config.memory_kernel
+        memory = keras.layers.Conv3D(
+            2 * config.memory_filters,
+            (1, k, k),
+            padding="same",
+            activation="tanh",
+            name="visual_memory",
+        )
+    else:
+        raise ValueError(
+            f"memory_type must be bidirectional, forward or none; got {config.memory_type!r}"
         )
     x = memory(features)
     x = keras.layers.Conv3D(

@@ -17,7 +17,12 @@ DECODER = (("dec4", 256, "enc4"), ("dec3", 128, "enc3"))
 def _double_conv(x, channels: int, stage: str):
     for j in (1, 2):
         x = keras.layers.Conv2D(
-            channels, 3, padding="same", activation="relu", name=f"{stage}_conv{j}"
+            channels,
+            3,
+            padding="same",
+            activation="relu",
+            kernel_initializer="he_normal",  # keeps activations alive through ReLUs
+            name=f"{stage}_conv{j}",
         )(x)
     return x
 
@@ -34,7 +39,9 @@ def build_mpnet(
 
     - flow encoding (`FlowEncoding`): `representation="uv"` gives
       (u, v) / flow_scale; `"angle_magnitude"` gives (cos a, sin a,
-      |flow| / flow_scale), the angle as a unit vector so it does not wrap.
+      |flow| / flow_scale), the angle as a unit vector so it does not wrap;
+      `"uv_residual"` adds the flow left after a robust affine fit of the
+      camera's flow (`camera_flow`), 4 channels.
     - encoder: enc1 32, enc2 64, enc3 128, enc4 256, enc5 512; each two 3x3
       convs with ReLU, a 2x2 max-pool between stages (enc5 is at 1/16).
     - decoder: dec4 = 4x4 stride-2 up-convolution of enc5 to 256, concat
@@ -47,7 +54,7 @@ def build_mpnet(
 
     Args:
         width: Channel multiplier.
-        representation: `"uv"` or `"angle_magnitude"`.
+        representation: `"uv"`, `"angle_magnitude"` or `"uv_residual"`.
         flow_scale: Pixels of flow that map to 1.0.
         name: Model name.
 
@@ -72,6 +79,7 @@ def build_mpnet(
             strides=2,
             padding="same",
             activation="relu",
+            kernel_initializer="he_normal",
             name=f"{stage}_up",
         )(x)
         x = keras.layers.Concatenate(name=f"{stage}_concat")([x, skips[skip]])

@@ -10,7 +10,10 @@ GFLOP/s of appearance, motion, memory and head at 854x480 for the `lite`
 and `paper` presets); `pipeline` (clips per second from a feature cache
 through tf.data with stop-and-go, next to one memory training step's
 consumption); `export` (frames/s of one clip through Keras eager, the
-SavedModel, XLA and ONNX Runtime, and the artifacts' sizes).
+SavedModel, XLA and ONNX Runtime, and the artifacts' sizes); `training` (one
+memory training step on a 14x60x107 clip, lite and paper, with and without
+XLA: seconds, steps/s and the peak memory the step adds, each in a fresh
+process).
 """
 
 import os
@@ -50,11 +53,20 @@ def _export_markdown(result):
     return perf.export_markdown(result["presets"])
 
 
+def _training(repeats):
+    return {"runs": perf.bench_training(repeats=repeats)}
+
+
+def _training_markdown(result):
+    return perf.training_markdown(result["runs"])
+
+
 _SECTION_FNS = {
     "convgru": (perf.bench_conv_gru, perf.conv_gru_markdown),
     "stages": (_stages, _stages_markdown),
     "pipeline": (_pipeline, _pipeline_markdown),
     "export": (_export, _export_markdown),
+    "training": (_training, _training_markdown),
 }
 
 

@@ -237,6 +237,12 @@ def bench_stages(
     hp, wp = -(-height // pad) * pad, -(-width // pad) * pad
     h8, w8 = hp // lvo_models.OUTPUT_STRIDE, wp // lvo_models.OUTPUT_STRIDE
     n = batch_frames
+    directions = {"bidirectional": 2, "forward": 1}.get(config.memory_type)
+    if directions is None:
+        raise ValueError(
+            f"bench_stages times a ConvGRU memory; preset {preset!r} has memory_type "
+            f"{config.memory_type!r}"
+        )
 
     appearance = lvo_models.build_appearance(config)
     motion = lvo_models.build_motion(config)
@@ -253,7 +259,7 @@ def bench_stages(
     frames = tf.cast(tf.random.uniform((n, hp, wp, 3), 0, 255, tf.int32), tf.uint8)
     flow = tf.random.normal((n, hp, wp, 2))
     features = tf.random.normal((1, clip_length, h8, w8, config.feature_channels))
-    hidden = tf.random.normal((1, clip_length, h8, w8, 2 * config.memory_filters))
+    hidden = tf.random.normal((1, clip_length, h8, w8, directions * config.memory_filters))
 
     per_frame = {
         "appearance": (
@@ -267,7 +273,7 @@ def bench_stages(
             memory,
             features,
             clip_length,
-            (2 if config.bidirectional else 1)
+            directions
             * conv_gru_step_flops(
                 h8, w8, config.feature_channels, config.memory_filters, config.memory_kernel
             ),
@@ -276,7 +282,7 @@ def bench_stages(
             head,
             hidden,
             clip_length,
-            graph_flops(head, tf.TensorSpec((1, 1, h8, w8, 2 * config.memory_filters))),
+            graph_flops(head, tf.TensorSpec((1, 1, h8, w8, directions * config.memory_filters))),
         ),
     }
     result = {"preset": preset, "frame": [height, width], "padded": [hp, wp], "stages": {}}

@@ -40,6 +40,12 @@ _PRESET = flags.DEFINE_string("preset", "lite", "Model preset: lite or paper.")
 _MEMORY = flags.DEFINE_enum(
     "memory", "bidirectional", list(memory_trainer.MEMORY_TYPES), "Visual memory (ablations)."
 )
+_STREAMS = flags.DEFINE_enum(
+    "streams",
+    "both",
+    ["both", "motion", "appearance"],
+    "Features the memory sees; the other stream is zeroed (ablations, cached features only).",
+)
 _RECOMPUTE = flags.DEFINE_bool(
     "recompute", False, "Gradient checkpointing of the memory (long clips, less memory)."
 )
@@ -73,6 +79,7 @@ def main(argv):
         output_dir=_OUTPUT_DIR.value,
         preset=_PRESET.value,
         memory_type=_MEMORY.value,
+        streams=_STREAMS.value,
         recompute=_RECOMPUTE.value,
         val_feature_dir=_VAL_FEATURE_DIR.value,
         learning_rate=_LR.value,

@@ -201,6 +201,8 @@ def test_camera_flow_matches_numpy_and_ignores_movers(rng):
     np.testing.assert_allclose(residual[..., :2], moving / 2.0, atol=1e-6)
     assert np.abs(residual[15, 30, 2:] - [3.0, -2.0]).max() < 0.03
     assert np.abs(residual[40, 70, 2:]).max() < 0.03
+    only = np.asarray(FlowEncoding("residual", 2.0)(flow[1:2]))[0]
+    np.testing.assert_allclose(only, residual[..., 2:], atol=1e-6)
 
 
 def test_pad_frames_uses_channel_values(rng):

@@ -329,3 +329,45 @@ def test_training_on_frames_and_flow_trains_the_reduction_not_the_backbones(tmp_
         before, after = layer_weights(start, part, layer), layer_weights(trained, part, layer)
         same = all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
         assert same != changed, (part, layer)
+
+
+def test_stream_mask():
+    from lvo_tf.data.features import stream_mask
+
+    np.testing.assert_array_equal(stream_mask("both", 4), [1, 1, 1, 1])
+    np.testing.assert_array_equal(stream_mask("motion", 4), [0, 0, 0, 1])  # motion is last
+    np.testing.assert_array_equal(stream_mask("appearance", 4), [1, 1, 1, 0])
+    with pytest.raises(ValueError, match="streams must be one of"):
+        stream_mask("flow", 4)
+
+
+@pytest.mark.slow
+def test_a_motion_only_memory_never_sees_the_appearance_channels(caches, tmp_path):
+    """--streams=motion: replacing every appearance channel of the caches by
+    noise changes nothing, neither the losses nor the validation J."""
+    import shutil
+
+    noisy = []
+    rng = np.random.default_rng(5)
+    for cache in caches:
+        copy = tmp_path / ("noisy_" + os.path.basename(cache))
+        shutil.copytree(cache, copy)
+        for name in os.listdir(copy):
+            if name.endswith(".features.npy"):
+                x = np.load(copy / name)
+                x[..., :-1] = rng.normal(size=x[..., :-1].shape)
+                np.save(copy / name, x)
+        noisy.append(str(copy))
+    kw = dict(steps=12, streams="motion", validate_every=12, log_every=4, checkpoint_every=12)
+    a = memory_trainer.train(_config(caches, tmp_path / "a", **kw))
+    b = memory_trainer.train(_config(noisy, tmp_path / "b", **kw))
+    loss = [
+        [json.loads(x)["loss"] for x in open(d / "history.jsonl")]
+        for d in (tmp_path / "a", tmp_path / "b")
+    ]
+    np.testing.assert_allclose(loss[0], loss[1], rtol=1e-6)
+    assert a["val_j"] == pytest.approx(b["val_j"], abs=1e-9)
+    both = memory_trainer.train(_config(noisy, tmp_path / "c", **{**kw, "streams": "both"}))
+    assert both["final_loss"] != pytest.approx(b["final_loss"], rel=1e-4)  # noise matters there
+    with pytest.raises(ValueError, match="streams must be one of"):
+        _config(caches, tmp_path / "d", streams="flow").validate()

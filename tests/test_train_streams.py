@@ -54,6 +54,19 @@ def test_examples_are_padded_cropped_and_flipped(dataset):
         np.testing.assert_allclose(x.numpy()[0], flow, atol=1e-6)
         np.testing.assert_allclose(y.numpy()[0], label, atol=1e-6)
     assert seen_flip
+    fixed = example_dataset(source, (32, 48), seed=2, batch_size=2, scale_range=(2.0, 2.0))
+    plain_batches = example_dataset(source, (32, 48), seed=2, batch_size=2).take(3)
+    for (x2, y2), (x1, y1) in zip(fixed.take(3), plain_batches, strict=True):
+        np.testing.assert_allclose(x2.numpy(), 2.0 * x1.numpy(), rtol=1e-6)
+        np.testing.assert_array_equal(y2.numpy(), y1.numpy())  # labels unchanged
+    scaled = next(iter(example_dataset(source, None, False, 3, 16, scale_range=(0.5, 4.0))))
+    plain = next(iter(example_dataset(source, None, False, 3, 16)))
+    ratios = [
+        np.abs(s).sum() / np.abs(p).sum()
+        for s, p in zip(scaled[0].numpy(), plain[0].numpy(), strict=True)
+        if np.abs(p).sum() > 0
+    ]
+    assert 0.5 - 1e-6 <= min(ratios) and max(ratios) <= 4.0 + 1e-6 and np.ptp(ratios) > 0.5
     with pytest.raises(ValueError, match="multiples of 16"):
         example_dataset(source, crop=(30, 48))
 

@@ -22,6 +22,23 @@ import numpy as np
 from lvo_tf import io_utils
 from lvo_tf.models.lvo import OUTPUT_STRIDE, PAD_MULTIPLE
 
+STREAMS = ("both", "motion", "appearance")
+
+
+def stream_mask(streams: str, channels: int) -> np.ndarray:
+    """Float32 [channels] that keeps one stream of cached features (the last
+    channel is motion, the others appearance) and zeroes the other, for
+    ablations of the memory on one stream: `"both"`, `"motion"`,
+    `"appearance"`."""
+    if streams not in STREAMS:
+        raise ValueError(f"streams must be one of {STREAMS}; got {streams!r}")
+    mask = np.ones(channels, np.float32)
+    if streams == "motion":
+        mask[:-1] = 0
+    elif streams == "appearance":
+        mask[-1] = 0
+    return mask
+
 
 def labels_at_stride(masks: np.ndarray) -> np.ndarray:
     """[T, H, W] bool -> [T, h, w, 1] float16 foreground fraction per cell,

@@ -409,10 +409,14 @@ def example_dataset(
     seed: int = 0,
     batch_size: int = 8,
     start: int = 0,
+    scale_range: tuple[float, float] | None = None,
 ) -> tf.data.Dataset:
     """Endless deterministic batches of (inputs [B, h, w, C], labels
     [B, h/s, w/s, 1]) from a `MotionSource` or `AppearanceSource`, randomly
-    cropped (offsets on a 16-pixel grid) and flipped (with flow, u negated)."""
+    cropped (offsets on a 16-pixel grid) and flipped (with flow, u negated).
+    `scale_range=(lo, hi)` multiplies each input by a log-uniform factor in
+    [lo, hi] (for flow: faster and slower cameras and objects than the
+    source has)."""
     h, w = source.size
     ch, cw = crop or (h, w)
     if ch % 16 or cw % 16 or ch > h or cw > w:
@@ -441,6 +445,9 @@ def example_dataset(
 
             x = tf.cond(do, flipped, lambda: x)
             label = tf.cond(do, lambda: tf.reverse(label, [1]), lambda: label)
+        if scale_range:
+            lo, hi = np.log(scale_range[0]), np.log(scale_range[1])
+            x = x * tf.cast(tf.exp(lo + u[4] * (hi - lo)), x.dtype)
         return x, label
 
     ds = tf.data.Dataset.counter(start=start)

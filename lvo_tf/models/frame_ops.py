@@ -105,10 +105,11 @@ class FlowEncoding(keras.layers.Layer):
     with (cos a, sin a) = (1, 0) where the flow is zero. `"uv_residual"`:
     (u, v, u - u_cam, v - v_cam) / scale, where (u_cam, v_cam) is the camera's
     flow as `camera_flow` estimates it: the flow that is left is what moves
-    independently of the camera (or shows parallax).
+    independently of the camera (or shows parallax). `"residual"`: only
+    (u - u_cam, v - v_cam) / scale.
     """
 
-    REPRESENTATIONS = ("uv", "angle_magnitude", "uv_residual")
+    REPRESENTATIONS = ("uv", "angle_magnitude", "uv_residual", "residual")
 
     def __init__(self, representation: str = "uv", scale: float = 20.0, **kwargs):
         super().__init__(**kwargs)
@@ -125,9 +126,11 @@ class FlowEncoding(keras.layers.Layer):
         flow = tf.cast(flow, self.compute_dtype)
         if self.representation == "uv":
             return flow / self.scale
-        if self.representation == "uv_residual":
-            residual = flow - camera_flow(tf.cast(flow, tf.float32))
-            return tf.concat([flow, tf.cast(residual, flow.dtype)], axis=-1) / self.scale
+        if self.representation in ("uv_residual", "residual"):
+            residual = tf.cast(flow - camera_flow(tf.cast(flow, tf.float32)), flow.dtype)
+            if self.representation == "residual":
+                return residual / self.scale
+            return tf.concat([flow, residual], axis=-1) / self.scale
         u, v = flow[..., 0], flow[..., 1]
         magnitude = tf.sqrt(u * u + v * v)
         safe = tf.maximum(magnitude, 1e-6)
@@ -137,7 +140,8 @@ class FlowEncoding(keras.layers.Layer):
         return tf.stack([cos, sin, magnitude / self.scale], axis=-1)
 
     def compute_output_shape(self, input_shape):
-        channels = {"uv": 2, "angle_magnitude": 3, "uv_residual": 4}[self.representation]
+        channels = {"uv": 2, "angle_magnitude": 3, "uv_residual": 4, "residual": 2}
+        channels = channels[self.representation]
         return tuple(input_shape[:-1]) + (channels,)
 
     def get_config(self):

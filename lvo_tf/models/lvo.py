@@ -33,8 +33,8 @@ class LVOConfig:
             DeepLab (1.0: Caffe's convention, for imported weights).
         appearance_channels: Channels after the two 1x1 reduction convs.
         motion_width: Channel multiplier of MP-Net.
-        flow_representation: `"uv"`, `"angle_magnitude"` or `"uv_residual"`
-            (see `FlowEncoding`).
+        flow_representation: `"uv"`, `"angle_magnitude"`, `"uv_residual"` or
+            `"residual"` (see `FlowEncoding`).
         flow_scale: Pixels of flow that map to 1.0 in MP-Net's input.
         memory_filters: ConvGRU channels per direction.
         memory_kernel: ConvGRU kernel size.
@@ -70,15 +70,16 @@ PRESETS = {
     # The paper's network (Tokmakov et al. 2017): VGG16 DeepLab-LargeFOV,
     # 128 + 1 feature channels, 64 memory channels per direction, 7x7.
     "paper": LVOConfig(),
-    # Same topology, fewer channels, for CPU use; MP-Net also sees the flow
+    # Same topology, fewer channels, for CPU use; MP-Net sees only the flow
     # left after a robust fit of the camera's motion (the default model is
-    # trained on synthetic data only, where this input transfers best).
+    # trained on synthetic data only; with raw flow as well it learned the
+    # synthetic world's flow statistics and transferred badly to real video).
     "lite": LVOConfig(
         appearance_width=0.25,
         appearance_input_scale=1 / 64,  # trained from scratch here, not imported
         appearance_channels=32,
         motion_width=0.25,
-        flow_representation="uv_residual",
+        flow_representation="residual",
         memory_filters=16,
         memory_kernel=7,
         head_filters=16,

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from lvo_tf.data.features import STREAMS, stream_mask
 from lvo_tf.data.pipeline import ClipConfig, FeatureSource, clip_dataset
 from lvo_tf.evaluation import davis_metrics
 from lvo_tf.models import build_lvo, build_memory, resolve_config, weights
@@ -39,6 +40,7 @@ class TrainConfig:
     output_dir: str
     preset: str = "lite"
     memory_type: str = "bidirectional"  # or "forward", "none" (ablations)
+    streams: str = "both"  # or "motion", "appearance": the other is zeroed (ablations)
     recompute: bool = False  # gradient checkpointing of the ConvGRU steps
     val_feature_dir: str | None = None
     steps: int = 30_000
@@ -75,6 +77,10 @@ class TrainConfig:
         if self.memory_type not in MEMORY_TYPES:
             raise ValueError(f"memory_type must be one of {MEMORY_TYPES}; got {self.memory_type!r}")
         loop.check_strategy(self.strategy)
+        if self.streams not in STREAMS:
+            raise ValueError(f"streams must be one of {STREAMS}; got {self.streams!r}")
+        if self.streams != "both" and self.data_root:
+            raise ValueError("streams: one-stream ablations train on cached features only")
         if (self.feature_dir is None) == (self.data_root is None):
             raise ValueError("feature_dir: give exactly one of feature_dir and data_root")
         caches = ("feature_dir",) if self.feature_dir else ()
@@ -119,12 +125,14 @@ def mean_bce(labels, probabilities):
     return tf.reduce_mean(keras.losses.binary_crossentropy(labels, probabilities))
 
 
-def validation_j(model: keras.Model, source: FeatureSource) -> float:
+def validation_j(model: keras.Model, source: FeatureSource, streams: str = "both") -> float:
     """Mean over sequences of the DAVIS J mean (the evaluation code's), on whole
     cached sequences at the memory's resolution, labels thresholded at 0.5."""
     scores = []
+    mask = stream_mask(streams, source.channels)
     for i, name in enumerate(source.names):
         features, labels = source.clip(i, 0, source.lengths[i])
+        features = features * mask
         probabilities = np.asarray(model(features[None], training=False))[0, ..., 0]
         if len(labels) < 3:
             continue
@@ -210,12 +218,13 @@ def train(config: TrainConfig) -> dict:
         ds = clip_dataset(source, clips, config.batch_size, start=start)
         if config.data_root:
             return ds.map(lambda x, labels: ({"frames": x["frames"], "flow": x["flow"]}, labels))
-        return ds.map(lambda inputs, labels: (inputs["features"], labels))
+        mask = tf.constant(stream_mask(config.streams, source.channels))
+        return ds.map(lambda inputs, labels: (inputs["features"] * mask, labels))
 
     if config.data_root:
         validate = (lambda m: validation_j_frames(m, val_source)) if val_source else None
     else:
-        validate = (lambda m: validation_j(m, val_source)) if val_source else None
+        validate = (lambda m: validation_j(m, val_source, config.streams)) if val_source else None
     return loop.fit(
         build,
         make_dataset,

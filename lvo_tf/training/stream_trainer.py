@@ -55,6 +55,7 @@ class StreamTrainConfig:
     steps: int = 20_000
     learning_rate: float = 1e-3
     positive_weight: float | None = None
+    flow_scale_range: tuple[float, float] | None = None  # motion: random flow scaling
     seed: int = 0
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
@@ -89,6 +90,9 @@ class StreamTrainConfig:
             "validate_every",
             "val_examples",
         )
+        scale = self.flow_scale_range
+        if scale is not None and not 0 < scale[0] <= scale[1]:
+            raise ValueError(f"flow_scale_range must be 0 < lo <= hi; got {self.flow_scale_range}")
         if self.positive_weight is not None and self.positive_weight <= 0:
             raise ValueError(f"positive_weight must be positive; got {self.positive_weight}")
 
@@ -151,7 +155,13 @@ def train(config: StreamTrainConfig) -> dict:
     summary = loop.fit(
         build,
         lambda start: example_dataset(
-            source, config.crop, True, config.seed, config.batch_size, start
+            source,
+            config.crop,
+            True,
+            config.seed,
+            config.batch_size,
+            start,
+            config.flow_scale_range if config.stream == "motion" else None,
         ),
         weighted_bce(weight),
         loop.LoopConfig(
@@ -205,6 +215,9 @@ def define_flags(stream: str) -> dict:
         holders["flow_dir"] = flags.DEFINE_string(
             "flow_dir", None, "Flow cache (default DATA_ROOT/FlowCache)."
         )
+        holders["flow_scale_range"] = flags.DEFINE_list(
+            "flow_scale_range", None, "'lo,hi': scale each flow field by a random factor."
+        )
     holders["loop"] = loop.define_loop_flags(steps=20_000)
     flags.mark_flags_as_required(["data_root", "output_dir"])
     return holders
@@ -213,6 +226,12 @@ def define_flags(stream: str) -> dict:
 def config_from_flags(holders: dict, stream: str) -> StreamTrainConfig:
     """The validated config of a stream binary; ValueError names a bad flag."""
     values = {k: h.value for k, h in holders.items() if k != "loop"}
+    if values.get("flow_scale_range"):
+        try:
+            lo, hi = (float(v) for v in values["flow_scale_range"])
+        except ValueError:
+            raise ValueError("flow_scale_range must be 'lo,hi' (two numbers)") from None
+        values["flow_scale_range"] = (lo, hi)
     config = StreamTrainConfig(**loop.loop_flag_values(holders["loop"]), **values, stream=stream)
     config.validate()
     return config

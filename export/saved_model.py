@@ -1,7 +1,8 @@
 r"""Exports LVO as a SavedModel in TF Serving's versioned layout.
 
+    python -m export.saved_model --export_dir=out/servables/lvo    # the default model
     python -m export.saved_model --export_dir=out/servables/lvo --weights=lvo.weights.h5 \
-        --preset=lite [--version=N]
+        --preset=paper [--version=N]
 
 Writes `export_dir/<N>/` (N: the next free integer by default), renamed into
 place only when complete, then reloads it and checks it against the Keras
@@ -15,10 +16,10 @@ import shutil
 from absl import app, flags, logging
 
 from export import serving
-from lvo_tf.models import build_lvo, weights
+from lvo_tf import default_model
 
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Base folder of the servable.")
-_WEIGHTS = flags.DEFINE_string("weights", None, "Whole-model .weights.h5.")
+_WEIGHTS = flags.DEFINE_string("weights", None, "Whole-model .weights.h5 (default: shipped).")
 _PRESET = flags.DEFINE_enum("preset", "lite", ["lite", "paper"], "Model preset of --weights.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free).")
 _RANDOM = flags.DEFINE_bool("allow_random_weights", False, "Export untrained (tests).")
@@ -27,15 +28,8 @@ flags.mark_flags_as_required(["export_dir"])
 
 def main(argv):
     del argv
-    if not _WEIGHTS.value and not _RANDOM.value:
-        raise app.UsageError(
-            "no --weights given, and lvo_tf does not ship default weights yet; pass "
-            "--weights=<whole-model .weights.h5> or --allow_random_weights"
-        )
-    model = build_lvo(_PRESET.value)
     try:
-        if _WEIGHTS.value:
-            weights.load_weights(model, _WEIGHTS.value)
+        model, _ = default_model.resolve(_WEIGHTS.value, _PRESET.value, _RANDOM.value)
         target = serving.export_saved_model(model, _EXPORT_DIR.value, _VERSION.value)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         raise app.UsageError(str(e)) from None

@@ -1,170 +1,237 @@
-r"""Interim demo: the visual memory on a toy stop-and-go world.
+r"""The demo: the default model on stop-and-go clips, and on real video if present.
 
     python -m lvo_tf.demo --output_dir=out/demo     # or: make demo
 
-The full LVO model and its default weights do not exist yet, so this demo
-does not segment real video. It shows the part that exists: a bidirectional
-ConvGRU, trained here in about a minute, keeps segmenting objects while they
-are static (before they start and after they stop), where the motion cue
-alone loses them. Each toy clip has a moving square whose motion channel is
-zero while it is static, and a static distractor square that looks the same
-and never moves (not foreground).
+1. Renders --clips synthetic clips it has never seen (fresh seeds of the
+   synthetic world), each with one object that moves and then stops, one
+   that starts late, and a static distractor that looks like an object but
+   never moves, under a moving camera.
+2. Segments them with the shipped default model (lvo_tf/default_model.py)
+   and with the non-learned baseline (DIS flow + homography + Otsu), and
+   scores both with the DAVIS protocol, overall and on the frames where every
+   object is static (where motion alone cannot find them), per clip and as
+   the mean over clips (one clip, lucky or unlucky, does not speak for a model).
+3. If a DAVIS-2016-layout folder is at $LVO_DAVIS_DEV or
+   ../shared/data/davis2016-dev, does the same for one real sequence.
 
-Writes `results.md` / `results.json` (J on moving and on static frames,
-motion cue vs memory) and `contact_sheet.png` (rows: frame, motion channel,
-memory prediction, ground truth) into --output_dir.
+Writes into --output_dir: `<clip>/masks/*.png` (0/255), `<clip>/overlay.gif`
+and `<clip>/contact_sheet.png` (masks over frames; clips `synthetic_1`, ...
+and the real sequence's name), `results.md` and `results.json` (the J/F table).
 """
 
 import os
 import time
 
-import keras
 import numpy as np
 from absl import app, flags, logging
 
-from lvo_tf import io_utils
-from lvo_tf.layers import ConvGRU
+from lvo_tf import default_model, io_utils
+from lvo_tf.data import flow as flow_lib
+from lvo_tf.data import readers, synthetic
+from lvo_tf.evaluation import davis_metrics
+from lvo_tf.inference import baseline, run
+from lvo_tf.inference.segmenter import LVORunner, StageTimes
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "out/demo", "Where results go.")
-_STEPS = flags.DEFINE_integer("train_steps", 300, "Training steps.", lower_bound=1)
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of data and weights.")
-
-_SIZE, _FRAMES = 32, 12
-
-
-def toy_clip(rng: np.random.Generator):
-    """One clip: (features [T, S, S, 2] = appearance and motion, mask [T, S, S, 1],
-    static [T] True where the foreground object does not move)."""
-    t, s = _FRAMES, _SIZE
-    appearance = rng.normal(0.0, 0.15, (t, s, s)).astype("float32")
-    motion = np.zeros((t, s, s), "float32")
-    mask = np.zeros((t, s, s), "float32")
-    side = int(rng.integers(5, 9))
-    # Distractor: same look, never moves.
-    dr, dc = rng.integers(0, s - side, 2)
-    appearance[:, dr : dr + side, dc : dc + side] += 1.0
-    # Foreground: moves during [start, stop), static before and after.
-    start, stop = sorted(rng.choice(np.arange(0, t + 1), 2, replace=False))
-    if stop - start < 3:
-        start, stop = 0, min(t, 4 + int(rng.integers(0, 4)))
-    velocity = rng.choice([-2, -1, 1, 2], 2)
-    pos = np.array(rng.integers(side, s - 2 * side, 2), float)
-    static = np.ones(t, bool)
-    for i in range(t):
-        r, c = np.clip(pos.astype(int), 0, s - side)
-        appearance[i, r : r + side, c : c + side] += 1.0
-        mask[i, r : r + side, c : c + side] = 1.0
-        if start <= i < stop:
-            static[i] = False
-            motion[i, r : r + side, c : c + side] = 1.0
-            pos = np.clip(pos + velocity, 0, s - side)
-    motion += rng.normal(0.0, 0.1, motion.shape).astype("float32")
-    features = np.stack([appearance, motion], -1)
-    return features, mask[..., None], static
+_FRAMES = flags.DEFINE_integer("frames", 36, "Frames of each synthetic clip.", lower_bound=8)
+_SEED = flags.DEFINE_integer("seed", 7, "Seed of the first synthetic clip (then seed+1, ...).")
+_CLIPS = flags.DEFINE_integer(
+    "clips",
+    4,
+    "Synthetic clips (each a fresh seed; the table gives each and their mean).",
+    lower_bound=1,
+)
+_DEV_ROOT = flags.DEFINE_string(
+    "dev_root",
+    os.environ.get("LVO_DAVIS_DEV", "../shared/data/davis2016-dev"),
+    "Real sequences in the DAVIS-2016 layout (skipped when absent; '' to skip).",
+)
+_DEV_SEQUENCE = flags.DEFINE_string("dev_sequence", "car-shadow", "Which real sequence.")
 
 
-def toy_batch(rng, n):
-    clips = [toy_clip(rng) for _ in range(n)]
-    return tuple(np.stack(parts) for parts in zip(*clips, strict=True))
+def score(masks: list[np.ndarray], truth: list[np.ndarray], static: list[int]) -> dict:
+    """DAVIS J/F means, overall and on `static` frames (the protocol's first
+    and last frames excluded)."""
+    result = davis_metrics.evaluate_sequence(masks, truth)
+    j, f = np.array(result["J"]["per_frame"]), np.array(result["F"]["per_frame"])
+    picks = [t for t in static if 0 < t < len(truth) - 1]
+    moving = [t for t in range(1, len(truth) - 1) if t not in set(picks)]
+    return {
+        "J": result["J"]["mean"],
+        "F": result["F"]["mean"],
+        "J moving": float(np.mean(j[moving])) if moving else None,
+        "J static": float(np.mean(j[picks])) if picks else None,
+        "F static": float(np.mean(f[picks])) if picks else None,
+        "static frames": len(picks),
+    }
 
 
-def build_memory_model(seed: int) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    features = keras.Input((None, None, None, 2), name="features")
-    memory = keras.layers.Bidirectional(ConvGRU(8, 5, return_sequences=True))(features)
-    # 1x1x1 Conv3D acts on each frame alone.
-    probabilities = keras.layers.Conv3D(1, 1, activation="sigmoid", name="classifier")(memory)
-    return keras.Model(features, probabilities)
+def segment_clip(runner, info, name, frames, truth, static, out, times) -> dict:
+    """Both methods on one clip; masks and pictures of the default model."""
+    height = info["process_height"]
+    small = [readers.resize_to_height(f, height) for f in frames]
+    estimator = flow_lib.FlowEstimator(info["flow_method"])
+    t0 = time.time()
+    flows = [estimator(small[t], small[t + 1]) for t in range(len(frames) - 1)]
+    flows.append(flows[-1] if flows else np.zeros(small[0].shape[:2] + (2,), np.float32))
+    times.add("flow", time.time() - t0)
+    clip_dir = os.path.join(out, name)
+    stems = [f"{t:05d}" for t in range(len(frames))]
 
+    def progress(t):
+        if (t + 1) % 10 == 0 or t + 1 == len(frames):
+            logging.info("%s: %d/%d frames", name, t + 1, len(frames))
 
-def iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    union = np.logical_or(pred, gt).sum()
-    return 1.0 if union == 0 else float(np.logical_and(pred, gt).sum() / union)
-
-
-def mean_j(pred, gt, select):
-    scores = [iou(p, g) for p, g, s in zip(pred, gt, select, strict=True) if s]
-    return float(np.mean(scores)) if scores else float("nan")
-
-
-def _frames(a: np.ndarray) -> np.ndarray:
-    # [N, T, S, S] -> [N*T, S, S]
-    return a.reshape(-1, _SIZE, _SIZE)
-
-
-def contact_sheet(features, prediction, mask, scale=6) -> np.ndarray:
-    rows = [
-        np.clip(features[..., 0] / 1.5, 0, 1),
-        np.clip(features[..., 1], 0, 1),
-        prediction[..., 0],
-        mask[..., 0],
+    run.segment_video(
+        runner,
+        stems,
+        lambda t: small[t],
+        lambda t: flows[t],
+        os.path.join(clip_dir, "masks"),
+        run.SegmentOptions(),
+        times,
+        overlay_stem=os.path.join(clip_dir, "overlay"),
+        progress=progress,
+        original=lambda t: frames[t],
+    )
+    os.replace(os.path.join(clip_dir, "overlay.png"), os.path.join(clip_dir, "contact_sheet.png"))
+    masks = [readers.read_annotation(os.path.join(clip_dir, "masks", s + ".png"))[0] for s in stems]
+    # The baseline at the frames' own size, as `segment --method=baseline` runs it.
+    full_estimator = flow_lib.FlowEstimator(flow_lib.DEFAULT_METHOD)
+    base = [
+        baseline.segment_frame(full_estimator(frames[t], frames[min(t + 1, len(frames) - 1)]))
+        if t < len(frames) - 1
+        else None
+        for t in range(len(frames))
     ]
-    sheet = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
-    sheet = np.kron(sheet, np.ones((scale, scale)))
-    return (sheet * 255).astype(np.uint8)
+    base[-1] = base[-2] if len(base) > 1 else np.zeros(frames[0].shape[:2], bool)
+    return {
+        "default model": score(masks, truth, static),
+        "non-learned baseline": score(base, truth, static),
+    }
+
+
+def _fmt(v):
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def markdown(results: dict, info: dict) -> str:
+    lines = [
+        "# lvo_tf demo",
+        "",
+        f"Default model: {info['summary']}.",
+        "",
+        "| clip | method | J | F | J moving frames | J static frames | F static frames |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for clip, methods in results["clips"].items():
+        for method, s in methods.items():
+            lines.append(
+                f"| {clip} | {method} | {_fmt(s['J'])} | {_fmt(s['F'])} | {_fmt(s['J moving'])} "
+                f"| {_fmt(s['J static'])} ({s['static frames']}) | {_fmt(s['F static'])} |"
+            )
+    dev = info.get("metrics", {}).get("dev")
+    if dev and "baseline_j" in dev:
+        lines += [
+            "",
+            f"On all {dev['sequences']} real dev sequences (`make ablations`), the default "
+            f"model gets J {dev['j']:.3f} / F {dev['f']:.3f} and the non-learned baseline "
+            f"J {dev['baseline_j']:.3f} / F {dev['baseline_f']:.3f}: see the README's model "
+            "card for what the default model is and is not good at.",
+        ]
+    lines += [
+        "",
+        "Static frames: every foreground object is still (known exactly in the synthetic "
+        "world; real sequences are not split). Pictures: `<clip>/overlay.gif`, "
+        "`<clip>/contact_sheet.png`; masks: `<clip>/masks/`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def mean_scores(scores: list[dict]) -> dict:
+    """The mean of each measure over clips (clips without static frames do
+    not count for the static measures); static frames are summed."""
+    out = {"static frames": sum(s["static frames"] for s in scores)}
+    for key in ("J", "F", "J moving", "J static", "F static"):
+        values = [s[key] for s in scores if s[key] is not None]
+        out[key] = float(np.mean(values)) if values else None
+    return out
+
+
+def run_demo(
+    output_dir: str, frames: int, seed: int, num_clips: int, dev_root: str, dev_sequence: str
+) -> dict:
+    start = time.time()
+    model, info = default_model.load()
+    runner = LVORunner(model)
+    times = StageTimes()
+    results = {"model": info["summary"], "clips": {}}
+    clips = []
+    for k in range(num_clips):
+        video = synthetic.stop_and_go_video(seed + k, frames)
+        logging.info(
+            "Synthetic clip %d/%d: %d frames, objects %s, %d static frames",
+            k + 1,
+            num_clips,
+            frames,
+            [o["schedule"] for o in video.meta["objects"]],
+            len(video.meta["static_frames"]),
+        )
+        clips.append(
+            segment_clip(
+                runner,
+                info,
+                f"synthetic_{k + 1}",
+                list(video.frames),
+                list(video.masks),
+                video.meta["static_frames"],
+                output_dir,
+                times,
+            )
+        )
+        results["clips"][f"synthetic stop-and-go {k + 1}"] = clips[-1]
+    results["clips"][f"synthetic stop-and-go, mean of {num_clips}"] = {
+        method: mean_scores([clip[method] for clip in clips]) for method in clips[0]
+    }
+    if dev_root and os.path.isdir(dev_root):
+        seq = readers.davis_sequences(dev_root, "all", [dev_sequence])[0]
+        frames_real = list(readers.load_frames(seq))
+        truth = readers.load_annotations(seq, frames_real[0].shape[:2])
+        results["clips"][f"real: {seq.name}"] = segment_clip(
+            runner,
+            info,
+            seq.name,
+            frames_real,
+            [truth[s] for s in seq.stems],
+            [],
+            output_dir,
+            times,
+        )
+    else:
+        logging.info("No real sequences at %r: skipped", dev_root)
+    results["seconds"] = time.time() - start
+    results["stage_seconds"] = vars(times)
+    io_utils.write_json(os.path.join(output_dir, "results.json"), results)
+    io_utils.write_text(os.path.join(output_dir, "results.md"), markdown(results, info))
+    return results
 
 
 def main(argv):
     del argv
-    rng = np.random.default_rng(_SEED.value)
-    logging.info(
-        "Interim demo: the full LVO model and default weights are not built yet; "
-        "training the visual memory on a toy stop-and-go world instead."
-    )
-    model = build_memory_model(_SEED.value)
-    model.compile(keras.optimizers.Adam(3e-3), "binary_crossentropy")
-    start = time.time()
-    for step in range(1, _STEPS.value + 1):
-        x, y, _ = toy_batch(rng, 8)
-        loss = model.train_on_batch(x, y)
-        if step % 50 == 0 or step == _STEPS.value:
-            rate = step / (time.time() - start)
-            logging.info(
-                "step %d/%d  loss %.4f  %.1f steps/s  ETA %.0f s",
-                step,
-                _STEPS.value,
-                loss,
-                rate,
-                (_STEPS.value - step) / rate,
-            )
-
-    x, y, static = toy_batch(np.random.default_rng(_SEED.value + 1), 64)
-    prediction = np.asarray(model.predict(x, verbose=0))
-    gt = y[..., 0] > 0.5
-    memory = prediction[..., 0] > 0.5
-    motion = x[..., 1] > 0.5
-    moving_sel, static_sel = ~static.reshape(-1), static.reshape(-1)
-    results = {
-        "note": "toy world, not real video; the LVO model and default weights come later",
-        "train_steps": _STEPS.value,
-        "J": {
-            "motion cue thresholded": {
-                "moving frames": mean_j(_frames(motion), _frames(gt), moving_sel),
-                "static frames": mean_j(_frames(motion), _frames(gt), static_sel),
-            },
-            "bidirectional ConvGRU memory": {
-                "moving frames": mean_j(_frames(memory), _frames(gt), moving_sel),
-                "static frames": mean_j(_frames(memory), _frames(gt), static_sel),
-            },
-        },
-    }
-    table = ["| method | J moving frames | J static frames |", "|---|---|---|"]
-    for name, j in results["J"].items():
-        table.append(f"| {name} | {j['moving frames']:.3f} | {j['static frames']:.3f} |")
-    markdown = (
-        "# Interim demo: visual memory on a toy stop-and-go world\n\n"
-        "Not real video: the LVO model and its default weights come later.\n\n"
-        + "\n".join(table)
-        + "\n\ncontact_sheet.png rows: frame, motion channel, memory prediction, ground truth.\n"
-    )
-    out = _OUTPUT_DIR.value
-    io_utils.write_json(os.path.join(out, "results.json"), results)
-    io_utils.write_text(os.path.join(out, "results.md"), markdown)
-    io_utils.write_image(
-        os.path.join(out, "contact_sheet.png"), contact_sheet(x[0], prediction[0], y[0])
-    )
-    print(markdown)
-    logging.info("Wrote %s", os.path.abspath(out))
+    try:
+        results = run_demo(
+            _OUTPUT_DIR.value,
+            _FRAMES.value,
+            _SEED.value,
+            _CLIPS.value,
+            _DEV_ROOT.value,
+            _DEV_SEQUENCE.value,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise app.UsageError(str(e)) from None
+    info = default_model.manifest()
+    print(markdown(results, info))
+    logging.info("Wrote %s in %.0f s", os.path.abspath(_OUTPUT_DIR.value), results["seconds"])
 
 
 if __name__ == "__main__":

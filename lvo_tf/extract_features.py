@@ -36,6 +36,9 @@ _RANDOM = flags.DEFINE_bool("allow_random_weights", False, "Run without trained 
 _FLOW_DIR = flags.DEFINE_string("flow_dir", None, "Flow cache root (default <output_dir>/flow).")
 _FLOW_METHOD = flags.DEFINE_enum("flow_method", flow_lib.DEFAULT_METHOD, flow_lib.METHODS, "")
 _CHUNK = flags.DEFINE_integer("chunk", 8, "Frames per forward pass.", lower_bound=1)
+_PROCESS_HEIGHT = flags.DEFINE_integer(
+    "process_height", None, "Resize frames and masks to this height first.", lower_bound=16
+)
 flags.mark_flags_as_required(["data_root", "output_dir"])
 
 
@@ -70,6 +73,9 @@ def main(argv):
     flows = flow_lib.FlowCache(
         _FLOW_DIR.value or os.path.join(_OUTPUT_DIR.value, "flow"), _FLOW_METHOD.value
     )
+    height = _PROCESS_HEIGHT.value
+    if height:  # fields of resized frames are kept apart from full-size ones
+        flows = flow_lib.FlowCache(os.path.join(flows.root, f"h{height}"), _FLOW_METHOD.value)
     todo = [s for s in sequences if s.name not in cache]
     logging.info("%d sequences, %d already cached", len(sequences), len(sequences) - len(todo))
     total = sum(len(s) for s in todo)
@@ -80,6 +86,12 @@ def main(argv):
         missing = [stem for stem in seq.stems if stem not in masks]
         if missing:
             raise app.UsageError(f"sequence {seq.name!r}: frames without annotation {missing[:5]}")
+        if height:
+            frames = np.stack([readers.resize_to_height(f, height) for f in frames])
+            masks = {
+                k: readers.resize_to_height(m.astype(np.float32), height) > 0.5
+                for k, m in masks.items()
+            }
         flow = flows.sequence_flow(seq.name, seq.stems, lambda i, f=frames: f[i])
         t0 = time.time()
         feats = features_lib.extract(streams, frames, flow, _CHUNK.value)

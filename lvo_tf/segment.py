@@ -1,7 +1,8 @@
 r"""Segments the moving objects of videos: the main job.
 
-    python -m lvo_tf.segment --input=video.mp4 --output_dir=out/seg --weights=lvo.weights.h5
-    python -m lvo_tf.segment --davis_root=DAVIS --split=val --output_dir=out/seg --weights=...
+    python -m lvo_tf.segment --input=video.mp4 --output_dir=out/seg    # the default model
+    python -m lvo_tf.segment --davis_root=DAVIS --split=val --output_dir=out/seg \
+        --weights=lvo.weights.h5 --preset=paper
     python -m lvo_tf.segment --davis_root=DAVIS --method=baseline --output_dir=out/base
 
 `--input` (a video file or a folder of frames) writes `OUTPUT_DIR/<frame
@@ -16,7 +17,9 @@ sheet), with `--save_probabilities` `OUTPUT_DIR/probabilities/...`, and
 Long videos run in overlapping windows (`--window`, `--overlap`) with memory
 bounded by the window; `--online` runs forward with carried memory for live
 or unbounded input (see lvo_tf/inference/segmenter.py for the trade-off).
-`--crf` refines each mask with a dense CRF.
+`--crf` refines each mask with a dense CRF. Without `--weights` the shipped
+default model runs (lvo_tf/default_model.py), on frames resized to the
+height it was trained at (`--process_height`); masks keep the video's size.
 """
 
 import json
@@ -25,12 +28,11 @@ import time
 
 from absl import app, flags, logging
 
-from lvo_tf import io_utils
+from lvo_tf import default_model, io_utils, perf
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 from lvo_tf.inference import crf, run
 from lvo_tf.inference.segmenter import LVORunner, StageTimes
-from lvo_tf.models import build_lvo, weights
 
 _INPUT = flags.DEFINE_string(
     "input",
@@ -44,8 +46,17 @@ _SEQUENCES = flags.DEFINE_list("sequences", None, "With --davis_root: only these
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where masks go.")
 _METHOD = flags.DEFINE_enum("method", "lvo", run.METHODS, "LVO, or the non-learned baseline.")
 _PRESET = flags.DEFINE_enum("preset", "lite", ["lite", "paper"], "Model preset of --weights.")
-_WEIGHTS = flags.DEFINE_string("weights", None, "Whole-model .weights.h5.")
+_WEIGHTS = flags.DEFINE_string(
+    "weights", None, "Whole-model .weights.h5 (default: the shipped default model)."
+)
 _RANDOM = flags.DEFINE_bool("allow_random_weights", False, "Run untrained (tests, timing).")
+_PROCESS_HEIGHT = flags.DEFINE_integer(
+    "process_height",
+    None,
+    "Resize frames to this height for the network and flow; masks keep the video's size "
+    "(default: the default model's training height, else the video's own).",
+    lower_bound=16,
+)
 _WINDOW = flags.DEFINE_integer("window", 28, "Frames per memory window.", lower_bound=1)
 _OVERLAP = flags.DEFINE_integer(
     "overlap", 8, "Frames shared by consecutive windows.", lower_bound=0
@@ -77,21 +88,19 @@ flags.register_multi_flags_validator(
 
 
 def _runner():
+    """(runner or None for the baseline, height frames are resized to or None)."""
+    height = _PROCESS_HEIGHT.value
     if _METHOD.value == "baseline":
-        return None
-    if not _WEIGHTS.value and not _RANDOM.value:
-        raise app.UsageError(
-            "no --weights given, and lvo_tf does not ship default weights yet (see the "
-            "README's status table). Pass --weights=<whole-model .weights.h5> (with "
-            "--preset), or --method=baseline for the non-learned segmenter."
-        )
-    model = build_lvo(_PRESET.value)
-    if _WEIGHTS.value:
-        try:
-            weights.load_weights(model, _WEIGHTS.value)
-        except (FileNotFoundError, ValueError) as e:
-            raise app.UsageError(str(e)) from None
-    return LVORunner(model)
+        return None, height
+    try:
+        model, info = default_model.resolve(_WEIGHTS.value, _PRESET.value, _RANDOM.value)
+    except (FileNotFoundError, ValueError) as e:
+        raise app.UsageError(str(e)) from None
+    if info:
+        logging.info("Default model %s (%s)", default_model.NAME, info["summary"])
+        if height is None:
+            height = info["process_height"]
+    return LVORunner(model), height
 
 
 def _jobs():
@@ -110,7 +119,7 @@ def _jobs():
     yield name, [f"{i:05d}" for i in range(len(frames))], list(frames), out, None
 
 
-def _stream(runner, options):
+def _stream(runner, options, height):
     """--online on a file, a camera or a URL: frames are read as they come."""
     source = _INPUT.value
     if source.isdigit():
@@ -138,6 +147,7 @@ def _stream(runner, options):
             times,
             overlay_stem=os.path.join(out, "overlays", name) if options.overlay else None,
             progress=progress,
+            shrink=lambda f: readers.resize_to_height(f, height),
         )
     except ValueError as e:
         raise app.UsageError(str(e)) from None
@@ -146,7 +156,7 @@ def _stream(runner, options):
 
 def main(argv):
     del argv
-    runner = _runner()
+    runner, height = _runner()
     crf_params = (
         crf.CRFParams(
             _CRF_GAUSSIAN_SXY.value,
@@ -170,15 +180,18 @@ def main(argv):
         overlay=_OVERLAY.value,
     )
     if _ONLINE.value and _INPUT.value and not os.path.isdir(_INPUT.value):
-        processed, times, elapsed = _stream(runner, options)
-        _write_summary(options, runner, processed, processed, elapsed, times)
+        processed, times, elapsed = _stream(runner, options, height)
+        _write_summary(options, runner, processed, processed, elapsed, times, height)
         return
     try:
         jobs = list(_jobs())
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
     out = _OUTPUT_DIR.value
-    flows = flow_lib.FlowCache(_FLOW_DIR.value or os.path.join(out, ".flow"), _FLOW_METHOD.value)
+    flow_root = _FLOW_DIR.value or os.path.join(out, ".flow")
+    if height:  # fields of resized frames are kept apart from full-size ones
+        flow_root = os.path.join(flow_root, f"h{height}")
+    flows = flow_lib.FlowCache(flow_root, _FLOW_METHOD.value)
     times = StageTimes()
     total = sum(len(stems) for _, stems, *_ in jobs)
     done, processed, start = 0, 0, time.time()
@@ -193,15 +206,20 @@ def main(argv):
             done += existing
         cache = {}
 
-        def frame(i, sources=sources, cache=cache):
+        def original(i, sources=sources, cache=cache):
             if i not in cache:
                 t0 = time.perf_counter()
                 if len(cache) > 64:  # bounded: windows only look back a little
                     cache.pop(min(cache))
                 src = sources[i]
-                cache[i] = readers.read_frame(src) if isinstance(src, str) else src
+                full = readers.read_frame(src) if isinstance(src, str) else src
+                cache[i] = (full, readers.resize_to_height(full, height))
                 times.add("read", time.perf_counter() - t0)
-            return cache[i]
+            return cache[i][0]
+
+        def frame(i, original=original, cache=cache):
+            original(i)
+            return cache[i][1]
 
         def flow(i, name=name, stems=stems, frame=frame):
             frame(i)  # load both frames first: reading is its own stage
@@ -245,11 +263,12 @@ def main(argv):
             probability_dir=probs,
             overlay_stem=overlays,
             progress=progress,
+            original=original,
         )
-    _write_summary(options, runner, total, processed, time.time() - start, times)
+    _write_summary(options, runner, total, processed, time.time() - start, times, height)
 
 
-def _write_summary(options, runner, total, processed, elapsed, times):
+def _write_summary(options, runner, total, processed, elapsed, times, height=None):
     per_frame = {k: v / max(processed, 1) for k, v in vars(times).items()}
     summary = {
         "method": options.method,
@@ -261,6 +280,8 @@ def _write_summary(options, runner, total, processed, elapsed, times):
         "stage_seconds_per_frame": per_frame,
         "crf": options.crf is not None,
         "online": options.online,
+        "process_height": height,
+        "peak_memory_mib": perf.peak_rss_mib(),
     }
     io_utils.write_json(os.path.join(_OUTPUT_DIR.value, "segment_summary.json"), summary)
     logging.info("Done: %s", json.dumps(summary))

@@ -10,12 +10,14 @@ stops when). See `lvo_tf/data/synthetic.py` for the world. Deterministic for
 a seed; videos already complete are skipped, so an interrupted run continues.
 """
 
+import dataclasses
 import multiprocessing
 import os
 import time
 
 from absl import app, flags, logging
 
+from lvo_tf import io_utils
 from lvo_tf.data import synthetic
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Dataset root to write.")
@@ -64,6 +66,8 @@ def main(argv):
                 )
     n_val = int(round(n * _VAL_FRACTION.value))
     synthetic.write_image_sets(root, names, frames, names[n - n_val :])
+    settings = {**dataclasses.asdict(config), "num_videos": n, "seed": _SEED.value}
+    io_utils.write_json(os.path.join(root, "synthesize.json"), {**settings, "val_videos": n_val})
     elapsed = time.time() - start
     logging.info(
         "Done: %d videos (%d val) of %d frames at %dx%d in %.1f s (%.0f videos/min) -> %s",

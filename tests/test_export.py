@@ -183,11 +183,18 @@ def test_onnx_client_segments_without_tensorflow(exported, tmp_path):
 def test_saved_model_binary(tmp_path):
     base = tmp_path / "servables" / "lvo"
     refused = subprocess.run(
-        [sys.executable, "-m", "export.saved_model", f"--export_dir={base}"],
+        [
+            sys.executable,
+            "-m",
+            "export.saved_model",
+            f"--export_dir={base}",
+            f"--weights={tmp_path / 'none.weights.h5'}",
+        ],
         capture_output=True,
         text=True,
     )
-    assert refused.returncode != 0 and "no --weights given" in refused.stderr
+    assert refused.returncode != 0 and "no such file" in refused.stderr
+    assert "Traceback" not in refused.stderr and not base.exists()
     proc = subprocess.run(
         [
             sys.executable,
@@ -202,6 +209,29 @@ def test_saved_model_binary(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (base / "7" / "saved_model.pb").is_file()
+
+
+@pytest.mark.slow
+def test_the_default_model_is_what_gets_exported_without_weights(tmp_path):
+    """No --weights: the shipped default model, checked against Keras by the
+    binary itself; here also against default_model.load() directly."""
+    from lvo_tf import default_model
+
+    base = tmp_path / "servables" / "default"
+    proc = subprocess.run(
+        [sys.executable, "-m", "export.saved_model", f"--export_dir={base}"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    model, _ = default_model.load()
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (1, 3, 48, 64, 3)).astype("uint8")
+    flow = rng.normal(0, 2, (1, 3, 48, 64, 2)).astype("float32")
+    served = tf.saved_model.load(str(base / "1")).signatures["serving_default"]
+    got = served(frames=tf.constant(frames), flow=tf.constant(flow))
+    expected = np.asarray(model({"frames": frames, "flow": flow}))
+    np.testing.assert_allclose(next(iter(got.values())).numpy(), expected, atol=1e-4)
 
 
 @pytest.mark.slow

@@ -88,7 +88,7 @@ def test_online_chunk_covering_the_video_equals_whole(runner, rng):
 
 def test_online_is_exact_for_a_forward_only_model(rng):
     keras.utils.set_random_seed(2)
-    forward = LVORunner(build_lvo(TINY.replace(bidirectional=False)))
+    forward = LVORunner(build_lvo(TINY.replace(memory_type="forward")))
     x = clip(rng, 1, 6, 16, 24)
     feats = forward.features(x["frames"][0], x["flow"][0])
     state, parts = None, []
@@ -207,9 +207,15 @@ def test_segment_folder_input_baseline_and_crf(tmp_path, rng):
     assert not (out / "overlays").exists()
 
 
-def test_segment_refuses_without_weights_and_bad_input(davis, tmp_path):
-    no_weights = _run([f"--davis_root={davis}", f"--output_dir={tmp_path / 'x'}"])
-    assert no_weights.returncode != 0 and "no --weights given" in no_weights.stderr
+def test_segment_refuses_missing_weights_and_bad_input(davis, tmp_path):
+    no_weights = _run(
+        [
+            f"--davis_root={davis}",
+            f"--output_dir={tmp_path / 'x'}",
+            f"--weights={tmp_path / 'none.weights.h5'}",
+        ]
+    )
+    assert no_weights.returncode != 0 and "no such file" in no_weights.stderr
     assert "Traceback" not in no_weights.stderr
     missing = _run(
         [f"--input={tmp_path / 'none.mp4'}", f"--output_dir={tmp_path / 'y'}", "--method=baseline"]
@@ -310,3 +316,33 @@ def test_online_stream_matches_in_process_online(tmp_path, lite_weights, rng):
         ]
     )
     assert bad.returncode != 0 and "cannot open video source" in bad.stderr
+
+
+def test_default_model_runs_at_its_height_and_masks_keep_the_video_size(davis, tmp_path):
+    """No --weights: the shipped model, on frames resized to --process_height;
+    the masks are the default model's probabilities on the resized frames,
+    scaled back to the frames' size and thresholded (an in-process reference)."""
+    from lvo_tf import default_model
+    from lvo_tf.data import flow as flow_lib
+    from lvo_tf.data import readers
+    from lvo_tf.inference import run
+
+    out = tmp_path / "default"
+    proc = _run(
+        [f"--davis_root={davis}", f"--output_dir={out}", "--process_height=32", "--overlay=false"]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "segment_summary.json").read_text())["process_height"] == 32
+    model, info = default_model.load()
+    reference = LVORunner(model)
+    seq = readers.davis_sequences(str(davis), "val", ["a"])[0]
+    full = readers.load_frames(seq)
+    small = np.stack([readers.resize_to_height(f, 32) for f in full])
+    assert small.shape[1:3] == (32, 45)
+    flow = flow_lib.clip_flow(small, info["flow_method"])
+    probabilities = reference.upsample(reference.coarse(reference.features(small, flow)), small)
+    for t, stem in enumerate(seq.stems):
+        mask = cv2.imread(str(out / "a" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+        assert mask.shape == (40, 56)
+        expected = run.resize_probability(probabilities[t], (40, 56)) > 0.5
+        assert np.mean((mask > 127) != expected) < 0.01, t

@@ -66,6 +66,17 @@ def read_frame(path: str) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def resize_to_height(frame: np.ndarray, height: int | None) -> np.ndarray:
+    """`frame` scaled (area interpolation) to `height` rows, keeping its aspect
+    ratio; unchanged when `height` is None or already its height."""
+    if height is None or frame.shape[0] == height:
+        return frame
+    if height < 1:
+        raise ValueError(f"height must be positive; got {height}")
+    width = max(1, round(frame.shape[1] * height / frame.shape[0]))
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+
+
 def read_annotation(path: str) -> tuple[np.ndarray, int]:
     """(bool mask [H, W], number of distinct object labels found)."""
     image = cv2.imread(path, cv2.IMREAD_UNCHANGED)

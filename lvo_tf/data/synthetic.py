@@ -463,5 +463,28 @@ def video_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
+STOP_AND_GO_WORLD = WorldConfig(
+    max_objects=2,
+    schedules=("move_then_stop", "start_late"),
+    distractor_prob=1.0,
+    dynamic_texture_prob=0.0,
+)
+
+
+def stop_and_go_video(seed: int, frames: int) -> Video:
+    """The first video of `seed` (of `STOP_AND_GO_WORLD`) with an object that
+    stops, one that starts late, a static distractor, and at least a fifth of
+    its frames with every object still: the case motion alone cannot solve."""
+    config = dataclasses.replace(STOP_AND_GO_WORLD, frames=frames)
+    for k in range(200):
+        video = render_video(video_rng(seed, k), config)
+        schedules = {o["schedule"] for o in video.meta["objects"]}
+        if {"move_then_stop", "start_late", "static"} <= schedules and len(
+            video.meta["static_frames"]
+        ) >= max(2, frames // 5):
+            return video
+    raise RuntimeError(f"no stop-and-go clip among 200 videos of seed {seed}")
+
+
 def describe(meta: dict) -> str:
     return json.dumps({k: meta[k] for k in ("objects", "near_layers", "dynamic_textures")})

@@ -84,6 +84,13 @@ def _upsample(runner, coarse, frame, times):
     return p
 
 
+def resize_probability(p: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A probability map [h, w] resized bilinearly to `size` (H, W)."""
+    if p.shape == tuple(size):
+        return p
+    return cv2.resize(p, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
 def overlay(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """RGB frame with the mask tinted red and outlined."""
     out = frame.astype(np.float32)
@@ -136,10 +143,17 @@ def segment_video(
     probability_dir: str | None = None,
     overlay_stem: str | None = None,
     progress: Callable[[int], None] | None = None,
+    original: Callable[[int], np.ndarray] | None = None,
 ) -> None:
     """Writes `<mask_dir>/<stem>.png` (0/255) for every frame, atomically,
     skipping frames whose mask exists; optionally probability PNGs, an
-    overlay GIF and a contact sheet (of all frames, old and new)."""
+    overlay GIF and a contact sheet (of all frames, old and new).
+
+    `frame(t)` is what the network sees. When it is a resized copy,
+    `original(t)` gives the frame at its own size: probabilities are
+    upsampled to it (bilinear) before thresholding or the CRF, so masks
+    always have the video's size."""
+    original = original or frame
 
     def mask_path(t):
         return os.path.join(mask_dir, stems[t] + ".png")
@@ -152,11 +166,12 @@ def segment_video(
     if overlay_stem:
         for t in existing:
             old = cv2.imread(mask_path(t), cv2.IMREAD_GRAYSCALE)
-            if old is not None and old.shape == frame(t).shape[:2]:
-                thumbs[t] = _thumb(overlay(frame(t), old > 0))
+            if old is not None and old.shape == original(t).shape[:2]:
+                thumbs[t] = _thumb(overlay(original(t), old > 0))
     for t, p in probabilities(runner, len(stems), frame, flow, options, times, done):
-        image = frame(t)
+        image = original(t)
         t0 = time.perf_counter()
+        p = resize_probability(p, image.shape[:2])
         mask = crf.refine(image, p, options.crf) if options.crf else p > 0.5
         t1 = time.perf_counter()
         io_utils.write_image(mask_path(t), mask.astype(np.uint8) * 255)
@@ -189,18 +204,21 @@ def segment_stream(
     times: StageTimes,
     overlay_stem: str | None = None,
     progress: Callable[[int], None] | None = None,
+    shrink: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> int:
     """Segments frames as they arrive (a camera, a stream, a long file), with
     the forward memory carried (`runner.online`), one frame of latency for the
     flow and memory bounded by `options.online_chunk`. Writes
     `<mask_dir>/%05d.png`; the overlay GIF shows the last GIF_MAX_FRAMES
-    frames. Returns the number of frames."""
+    frames. `shrink(frame)` gives the frame the network sees (masks keep the
+    video's size). Returns the number of frames."""
+    shrink = shrink or (lambda f: f)
     thumbs: collections.deque = collections.deque(maxlen=GIF_MAX_FRAMES)
     state = None
 
     def flush(pending):
         nonlocal state
-        images = np.stack([f for _, f, _ in pending])
+        images = np.stack([shrink(f) for _, f, _ in pending])
         flows = np.stack([w for _, _, w in pending])
         t0 = time.perf_counter()
         if runner is None:
@@ -215,6 +233,7 @@ def segment_stream(
             probs = [_upsample(runner, c, f, times) for c, f in zip(coarse, images, strict=True)]
         for (t, image, _), p in zip(pending, probs, strict=True):
             t0 = time.perf_counter()
+            p = resize_probability(p, image.shape[:2])
             mask = crf.refine(image, p, options.crf) if options.crf else p > 0.5
             t1 = time.perf_counter()
             io_utils.write_image(
@@ -235,7 +254,7 @@ def segment_stream(
     if previous is None:
         raise ValueError("the video source gave no frames")
     t, pending = 0, []
-    last_flow = np.zeros(previous.shape[:2] + (2,), np.float32)
+    last_flow = np.zeros(shrink(previous).shape[:2] + (2,), np.float32)
     while True:
         t0 = time.perf_counter()
         current = next(iterator, None)
@@ -243,7 +262,7 @@ def segment_stream(
         if current is None:
             break
         t0 = time.perf_counter()
-        last_flow = estimator(previous, current)
+        last_flow = estimator(shrink(previous), shrink(current))
         times.add("flow", time.perf_counter() - t0)
         pending.append((t, previous, last_flow))
         t, previous = t + 1, current

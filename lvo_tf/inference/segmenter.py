@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lvo_tf.layers import ConvGRU
 from lvo_tf.models.frame_ops import UpsampleToFrames
 from lvo_tf.models.lvo import OUTPUT_STRIDE
 
@@ -54,9 +55,9 @@ class LVORunner:
         streams = model.get_layer("streams")
         memory = model.get_layer("memory")
         self.memory = memory
-        self.bidirectional = isinstance(
-            memory.get_layer("visual_memory"), keras.layers.Bidirectional
-        )
+        layer = memory.get_layer("visual_memory")
+        self.bidirectional = isinstance(layer, keras.layers.Bidirectional)
+        self.recurrent = self.bidirectional or isinstance(layer, ConvGRU)  # else per frame
         c = memory.input.shape[-1]
         clip = (None, None, None, None)
         self._streams = tf.function(
@@ -112,7 +113,10 @@ class LVORunner:
 
     def online(self, features: np.ndarray, state: np.ndarray | None):
         """One chunk [T, h, w, C] with the forward memory carried in `state`
-        ([h, w, F] or None): returns ([T, h, w, 1], new state)."""
+        ([h, w, F] or None): returns ([T, h, w, 1], new state). A model without
+        memory (`memory_type="none"`) has no state: it returns an empty one."""
+        if not self.recurrent:
+            return self.coarse(features), np.zeros(features.shape[1:3] + (0,), np.float32)
         if state is None:
             layer = self.memory.get_layer("visual_memory")
             filters = (layer.forward_layer if self.bidirectional else layer).filters

@@ -1,0 +1,126 @@
+"""The shipped default model: intact, reproducible outputs, used by default, and the demo."""
+
+import dataclasses
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from lvo_tf import default_model
+
+
+def test_shipped_files_are_intact_and_small():
+    info = default_model.manifest()  # fails (not skips) when the files are missing
+    path = default_model.weights_path()
+    assert default_model.sha256(path) == info["sha256"]
+    assert os.path.getsize(path) == info["bytes"] < 25e6
+    assert info["preset"] == "lite" and info["process_height"] > 0
+    assert dataclasses.asdict(default_model.config(info)) == info["config"]
+    for run in ("mpnet", "appearance", "memory"):  # how it was trained is recorded
+        assert info["training"][run]["settings"]["seed"] is not None
+        assert info["training"][run]["summary"]["steps"] > 0
+    assert info["synthetic_data"]["num_videos"] > 0
+
+
+def test_shipped_weights_give_the_recorded_outputs():
+    """Regression: the recorded probabilities of the fixed clip (rendered with
+    ground-truth flow, so OpenCV plays no part) within 1e-4."""
+    model, info = default_model.load()
+    recorded = np.array(info["regression"]["probabilities_every_4th_pixel"])
+    got = np.array(default_model.regression_outputs(model))
+    assert got.shape == recorded.shape
+    np.testing.assert_allclose(got, recorded, atol=1e-4)
+    assert 0.0 < recorded.min() < 0.5 < recorded.max() < 1.0  # the record is not degenerate
+
+
+def test_a_damaged_file_is_refused(tmp_path):
+    for name in (default_model.NAME + ".weights.h5", default_model.NAME + ".json"):
+        shutil.copy(os.path.join(default_model.WEIGHTS_DIR, name), tmp_path / name)
+    with open(default_model.weights_path(str(tmp_path)), "r+b") as f:
+        f.seek(-100, os.SEEK_END)
+        f.write(b"\0" * 50)
+    with pytest.raises(ValueError, match="does not match the SHA-256"):
+        default_model.load(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="make default-weights"):
+        default_model.load(str(tmp_path / "nowhere"))
+
+
+def test_load_builds_the_recorded_network_not_the_preset(tmp_path):
+    """A manifest whose recorded network differs from the weights fails to
+    load (so load() builds what the manifest records, whatever the preset
+    now is), and a config this version does not know is named."""
+    from lvo_tf.models.weights import WeightsMismatchError
+
+    shutil.copy(default_model.weights_path(), default_model.weights_path(str(tmp_path)))
+    info = default_model.manifest()
+    info["config"]["memory_filters"] *= 2
+    (tmp_path / (default_model.NAME + ".json")).write_text(json.dumps(info))
+    with pytest.raises(WeightsMismatchError):
+        default_model.load(str(tmp_path))
+    info["config"]["no_such_field"] = 1
+    (tmp_path / (default_model.NAME + ".json")).write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="does not fit this version"):
+        default_model.load(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_demo_in_reduced_form(tmp_path):
+    """`make demo` (the binary, in its own process) without the real sequence,
+    with two short clips: masks, pictures and the J/F table are written, the
+    numbers are DAVIS J/F of those masks, the mean row is their mean, and
+    the model keeps objects the baseline loses while they are static."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    from lvo_tf.data import synthetic
+    from lvo_tf.evaluation import davis_metrics
+
+    command = [sys.executable, "-m", "lvo_tf.demo", f"--output_dir={tmp_path}", "--frames=16"]
+    command += ["--clips=2", "--seed=7", "--dev_root="]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())["clips"]
+    table = (tmp_path / "results.md").read_text()
+    for k in (1, 2):
+        clip = tmp_path / f"synthetic_{k}"
+        masks = sorted(os.listdir(clip / "masks"))
+        assert len(masks) == 16
+        for name in ("overlay.gif", "contact_sheet.png"):
+            assert (clip / name).stat().st_size > 1000
+        assert f"| synthetic stop-and-go {k} | default model |" in table
+        # The reported J is the DAVIS J of the written masks against the clip's truth.
+        video = synthetic.stop_and_go_video(7 + k - 1, 16)
+        written = [cv2.imread(str(clip / "masks" / m), cv2.IMREAD_GRAYSCALE) > 127 for m in masks]
+        expected = davis_metrics.evaluate_sequence(written, list(video.masks))["J"]["mean"]
+        assert results[f"synthetic stop-and-go {k}"]["default model"]["J"] == pytest.approx(
+            expected, abs=1e-9
+        )
+    mean = results["synthetic stop-and-go, mean of 2"]
+    clips = [results[f"synthetic stop-and-go {k}"] for k in (1, 2)]
+    ours, base = mean["default model"], mean["non-learned baseline"]
+    assert ours["J"] == pytest.approx(np.mean([c["default model"]["J"] for c in clips]))
+    assert ours["static frames"] == sum(c["default model"]["static frames"] for c in clips) >= 4
+    assert ours["J static"] > base["J static"] + 0.2, (ours, base)
+
+
+def test_the_wheel_carries_the_default_model(tmp_path):
+    """`pip install .` gets the weights: they are package data of lvo_tf."""
+    import subprocess
+    import sys
+    import zipfile
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"]
+    command += ["--no-build-isolation", "-w", str(tmp_path), root]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = tmp_path.glob("lvo_tf-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        sizes = {i.filename: i.file_size for i in z.infolist()}
+    name = f"lvo_tf/weights/{default_model.NAME}"
+    assert sizes[name + ".weights.h5"] == os.path.getsize(default_model.weights_path())
+    assert name + ".json" in sizes

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup test test-fast lint demo bench clean
+.PHONY: setup test test-fast lint demo bench default-weights ablations clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,46 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m lvo_tf.benchmark --output_dir=docs/bench
+
+# Trains the shipped default model (lvo_tf/weights/lite_synthetic.*) from nothing:
+# synthetic data, DIS flow, MP-Net, the appearance stream, cached features, the
+# memory, then packaging. Seeds and settings are in the flagfiles and are recorded
+# in the manifest. About an hour on 2 CPU cores; every step resumes if interrupted.
+W := out/default
+STREAMS := --appearance_weights=$(W)/appearance/appearance.weights.h5 \
+	--motion_weights=$(W)/mpnet/motion.weights.h5 --flow_dir=$(W)/synth/FlowCache
+default-weights: $(STAMP)
+	$(PY) -m lvo_tf.synthesize --output_dir=$(W)/synth --num_videos=360 --frames=24 --seed=1
+	$(PY) -m lvo_tf.compute_flow --davis_root=$(W)/synth --split=all --output_dir=$(W)/synth/FlowCache
+	$(PY) -m lvo_tf.train_mpnet --flagfile=flags/default_mpnet.flags
+	$(PY) -m lvo_tf.train_appearance --flagfile=flags/default_appearance.flags
+	$(PY) -m lvo_tf.extract_features --data_root=$(W)/synth --split=train $(STREAMS) \
+		--output_dir=$(W)/features/train
+	$(PY) -m lvo_tf.extract_features --data_root=$(W)/synth --split=val $(STREAMS) \
+		--output_dir=$(W)/features/val
+	$(PY) -m lvo_tf.train --flagfile=flags/default_memory.flags
+	$(PY) -m lvo_tf.package_default --work_dir=$(W)
+	mkdir -p docs/default_model
+	for run in mpnet appearance memory; do cp $(W)/$$run/training_curves.png \
+		docs/default_model/curves_$$run.png; done
+
+# The paper's ablations on the default model's data, each memory variant trained
+# with the same budget as the default (needs `make default-weights` first); the
+# real sequences come from $$LVO_DAVIS_DEV or ../shared/data/davis2016-dev.
+DEV ?= $(or $(LVO_DAVIS_DEV),../shared/data/davis2016-dev)
+ablations: $(STAMP)
+	if [ -d "$(DEV)" ]; then $(PY) -m lvo_tf.extract_features --data_root=$(DEV) --split=val \
+		--weights=lvo_tf/weights/lite_synthetic.weights.h5 --process_height=240 \
+		--flow_dir=$(W)/dev_flow --output_dir=$(W)/features/dev; fi
+	$(PY) -m lvo_tf.train --flagfile=flags/default_memory.flags --memory=none \
+		--output_dir=$(W)/ablation/none
+	$(PY) -m lvo_tf.train --flagfile=flags/default_memory.flags --memory=forward \
+		--output_dir=$(W)/ablation/forward
+	$(PY) -m lvo_tf.train --flagfile=flags/default_memory.flags --stop_and_go=0 \
+		--output_dir=$(W)/ablation/no_stop_and_go
+	$(PY) -m lvo_tf.train --flagfile=flags/default_memory.flags --streams=motion \
+		--output_dir=$(W)/ablation/motion_only
+	$(PY) -m lvo_tf.ablations --work_dir=$(W) --dev_root=$(DEV) --output_dir=docs
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

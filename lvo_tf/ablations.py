@@ -1,0 +1,237 @@
+r"""Ablations of the default model: which part does the work, on synthetic and real video.
+
+    python -m lvo_tf.ablations --work_dir=out/default     # or: make ablations
+
+Reads what `make default-weights` and `make ablations` write under --work_dir
+(feature caches, the appearance run, the memory runs) and scores each variant
+(see lvo_tf/evaluation/ablation.py) with the DAVIS protocol on the synthetic
+validation set (overall and on frames where the foreground is static) and on
+the real sequences of --dev_root (a DAVIS-2016 layout; skipped when absent).
+Writes `ablations.md`, `ablations.json` and `ablations_dev.png` (per-sequence J
+of the default model vs the non-learned baseline) into --output_dir, and the
+headline numbers into the shipped manifest (--manifest).
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+from absl import app, flags, logging
+
+from lvo_tf import default_model, io_utils
+from lvo_tf.data import flow as flow_lib
+from lvo_tf.data.features import stream_mask
+from lvo_tf.evaluation import ablation, davis_eval
+from lvo_tf.inference import baseline, crf
+
+_WORK_DIR = flags.DEFINE_string("work_dir", "out/default", "Where make default-weights works.")
+_DEV_ROOT = flags.DEFINE_string(
+    "dev_root",
+    os.environ.get("LVO_DAVIS_DEV", "../shared/data/davis2016-dev"),
+    "Real sequences (DAVIS-2016 layout); skipped when absent.",
+)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs", "Where the tables and chart go.")
+_MANIFEST = flags.DEFINE_string(
+    "manifest", default_model.manifest_path(), "Manifest to record the headline numbers in."
+)
+_PRESET = flags.DEFINE_string("preset", "lite", "Preset of the runs.")
+_PROCESS_HEIGHT = flags.DEFINE_integer("process_height", 240, "Height the features were made at.")
+_CRF = flags.DEFINE_bool("crf", True, "Also score the default model with the dense CRF.")
+
+# (key, label, kind, run folder under work_dir, memory type; "motion": a
+# bidirectional memory trained and run with the appearance channels zeroed)
+VARIANTS = (
+    ("baseline", "non-learned baseline (DIS + homography + Otsu)", "baseline", None, None),
+    ("motion", "motion stream alone (MP-Net > 0.5)", "motion", None, None),
+    ("appearance", "appearance stream alone (per-frame classifier)", "appearance", None, None),
+    (
+        "no_memory",
+        "both streams, no memory (per-frame 7x7 conv)",
+        "memory",
+        "ablation/none",
+        "none",
+    ),
+    (
+        "motion_memory",
+        "bidirectional memory on the motion stream only",
+        "memory",
+        "ablation/motion_only",
+        "motion",
+    ),
+    ("forward", "forward-only memory", "memory", "ablation/forward", "forward"),
+    ("bidirectional", "bidirectional memory (the default model)", "memory", "memory", None),
+    (
+        "no_stop_and_go",
+        "bidirectional, trained without stop-and-go",
+        "memory",
+        "ablation/no_stop_and_go",
+        None,
+    ),
+    ("crf", "bidirectional + dense CRF", "crf", "memory", None),
+)
+
+
+def _predictor(kind, work, run, memory_type):
+    """(coarse, full) callables of a variant, or None when its run is missing."""
+    if kind == "baseline":
+
+        def full(seq):
+            masks = []
+            for t in range(len(seq.masks)):
+                masks.append(baseline.segment_frame(seq.flow(t)))
+            return masks
+
+        return None, full
+    if kind == "motion":
+        return (lambda seq: seq.features[..., -1]), None
+    if kind == "appearance":
+        path = os.path.join(work, "appearance", "appearance_classifier.weights.h5")
+        if not os.path.isfile(path):
+            return None
+        classify = ablation.appearance_classifier(path, _PRESET.value)
+        return (lambda seq: classify(seq.features[..., :-1])), None
+    path = os.path.join(work, run, "memory.weights.h5")
+    if not os.path.isfile(path):
+        return None
+    streams = "motion" if memory_type == "motion" else "both"
+    memory_type = "bidirectional" if memory_type in (None, "motion") else memory_type
+    run_memory = ablation.memory_model(path, _PRESET.value, memory_type)
+
+    def predict(seq):
+        return run_memory(seq.features * stream_mask(streams, seq.features.shape[-1]))
+
+    return predict, None
+
+
+def _datasets(work):
+    sets = {
+        "synthetic": (
+            os.path.join(work, "synth"),
+            os.path.join(work, "features", "val"),
+            "val",
+            flow_lib.FlowCache(os.path.join(work, "synth", "FlowCache"), "dis_medium"),
+        )
+    }
+    dev = _DEV_ROOT.value
+    dev_features = os.path.join(work, "features", "dev")
+    if os.path.isdir(dev) and os.path.isfile(os.path.join(dev_features, "index.json")):
+        sets["dev"] = (
+            dev,
+            dev_features,
+            "val",
+            flow_lib.FlowCache(os.path.join(work, "dev_flow_full"), "dis_medium"),
+        )
+    else:
+        logging.warning(
+            "No dev set (%s) or no dev features (%s): real video skipped", dev, dev_features
+        )
+    return sets
+
+
+def _fmt(v):
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+
+def main(argv):
+    del argv
+    work = _WORK_DIR.value
+    results = {}
+    for dataset, (root, features, split, flows) in _datasets(work).items():
+        sequences = list(
+            ablation.load_sequences(root, features, split, _PROCESS_HEIGHT.value, flows)
+        )
+        logging.info("%s: %d sequences", dataset, len(sequences))
+        for key, label, kind, run, memory_type in VARIANTS:
+            if kind == "crf" and not _CRF.value:
+                continue
+            predictor = _predictor("memory" if kind == "crf" else kind, work, run, memory_type)
+            if predictor is None:
+                logging.warning("%s: no run at %s, skipped", label, os.path.join(work, run or ""))
+                continue
+            t0 = time.time()
+            coarse, full = predictor
+            scores = ablation.score(
+                sequences, coarse, full, crf.CRFParams() if kind == "crf" else None
+            )
+            results.setdefault(key, {"label": label})[dataset] = vars(scores)
+            logging.info(
+                "%s / %s: J %.3f F %.3f (static J %s) in %.0f s",
+                dataset,
+                label,
+                scores.j,
+                scores.f,
+                _fmt(scores.j_static),
+                time.time() - t0,
+            )
+    out = _OUTPUT_DIR.value
+    io_utils.write_json(os.path.join(out, "ablations.json"), results)
+    io_utils.write_text(os.path.join(out, "ablations.md"), markdown(results))
+    if "dev" in results.get("bidirectional", {}) and "dev" in results.get("baseline", {}):
+        bars = {
+            name: {
+                "default model": results["bidirectional"]["dev"]["per_sequence"][name]["J"],
+                "baseline": results["baseline"]["dev"]["per_sequence"][name]["J"],
+            }
+            for name in results["bidirectional"]["dev"]["per_sequence"]
+        }
+        io_utils.write_image(os.path.join(out, "ablations_dev.png"), davis_eval.bar_chart(bars))
+    if _MANIFEST.value and os.path.isfile(_MANIFEST.value) and "bidirectional" in results:
+        with open(_MANIFEST.value) as f:
+            manifest = json.load(f)
+        metrics = {}
+        for dataset, scores in results["bidirectional"].items():
+            if dataset == "label":
+                continue
+            metrics[dataset] = {k: scores[k] for k in ("j", "f", "j_static")}
+            metrics[dataset]["sequences"] = len(scores["per_sequence"])
+            if dataset in results.get("baseline", {}):
+                base = results["baseline"][dataset]
+                metrics[dataset].update(baseline_j=base["j"], baseline_f=base["f"])
+        manifest["metrics"] = metrics
+        io_utils.write_json(_MANIFEST.value, manifest)
+    print(markdown(results))
+
+
+def markdown(results: dict) -> str:
+    synthetic = results.get("bidirectional", {}).get("synthetic", {})
+    lines = [
+        "# Ablations of the default model",
+        "",
+        "Written by `make ablations` (`python -m lvo_tf.ablations`). Every memory variant is "
+        "trained with the default model's flagfile (`flags/default_memory.flags`: same steps, "
+        "seed and data) on the same cached stream features; thresholds are 0.5. DAVIS-2016 "
+        "J/F means over sequences. *synthetic*: the held-out (val) videos of the default "
+        "model's synthetic set; *static*: the frames where every object is still "
+        f"({synthetic.get('static_frames', 'n/a')} frames, pooled). *dev*: the real "
+        "DAVIS-2016 sequences of `--dev_root`, processed at 240 rows, scored at full size "
+        "(no static split: the dataset does not mark still frames).",
+        "",
+        "| variant | synthetic J | synthetic F | synthetic J static | synthetic F static "
+        "| dev J | dev F |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in results.values():
+        s, d = row.get("synthetic", {}), row.get("dev", {})
+        lines.append(
+            f"| {row['label']} | {_fmt(s.get('j'))} | {_fmt(s.get('f'))} | "
+            f"{_fmt(s.get('j_static'))} | {_fmt(s.get('f_static'))} | "
+            f"{_fmt(d.get('j'))} | {_fmt(d.get('f'))} |"
+        )
+    if "dev" in results.get("bidirectional", {}) and "dev" in results.get("baseline", {}):
+        lines += [
+            "",
+            "| dev sequence | default model J | F | baseline J | F |",
+            "|---|---|---|---|---|",
+        ]
+        ours, base = results["bidirectional"]["dev"], results["baseline"]["dev"]
+        for name, v in ours["per_sequence"].items():
+            b = base["per_sequence"][name]
+            lines.append(
+                f"| {name} | {_fmt(v['J'])} | {_fmt(v['F'])} | {_fmt(b['J'])} | {_fmt(b['F'])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    app.run(main)

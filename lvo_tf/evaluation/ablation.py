@@ -1,0 +1,177 @@
+"""Which part of LVO does the work: variants scored on cached stream features.
+
+Every variant is scored with the DAVIS protocol (`davis_metrics`) at the
+annotations' full size, overall and on the frames where the foreground is
+static (known exactly in the synthetic world; `static_frames` in its Meta
+JSON). Variants read the same cached features (`lvo_tf.extract_features`), so
+they differ only in what comes after the streams:
+
+- `motion`: MP-Net's probability alone (the feature's last channel), > 0.5;
+- `appearance`: the appearance stream's per-frame classifier (the 1x1 conv
+  `train_appearance` trains on the cached appearance channels), > 0.5;
+- `memory`: a trained memory model (`memory.weights.h5` of `lvo_tf.train`,
+  with its `memory_type`), > 0.5, optionally refined by the dense CRF on the
+  full-size frames;
+- `baseline`: the non-learned floor (`lvo_tf.inference.baseline`) on the flow
+  of the full-size frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from lvo_tf.data import readers
+from lvo_tf.data.pipeline import FeatureSource
+from lvo_tf.evaluation import davis_metrics
+from lvo_tf.models.lvo import OUTPUT_STRIDE
+
+
+@dataclasses.dataclass
+class Sequence:
+    name: str
+    features: np.ndarray  # [T, h, w, C] float32, at 1/8 of the processed size
+    processed_size: tuple[int, int]  # (H, W) the streams saw
+    frames: Callable[[int], np.ndarray]  # full-size RGB frame t
+    masks: list[np.ndarray]  # full-size bool annotations
+    flow: Callable[[int], np.ndarray] | None  # flow of the full-size frames, t -> t+1
+    static: list[int]  # frames whose foreground does not move (may be empty)
+
+
+def load_sequences(
+    data_root: str,
+    feature_root: str,
+    split: str,
+    process_height: int | None,
+    flow_cache=None,
+) -> Iterator[Sequence]:
+    """The sequences of `split` that are in the feature cache, with their
+    full-size annotations and, for synthetic data, their static frames."""
+    source = FeatureSource(feature_root)
+    names = set(source.names)
+    for seq in readers.davis_sequences(data_root, split):
+        if seq.name not in names:
+            continue
+        features, _ = source.clip(source.names.index(seq.name), 0, len(seq))
+        first = readers.read_frame(seq.frame_paths[0])
+        masks = readers.load_annotations(seq, first.shape[:2])
+        processed = readers.resize_to_height(first, process_height).shape[:2]
+        meta = os.path.join(data_root, "Meta", seq.name + ".json")
+        static = []
+        if os.path.isfile(meta):
+            with open(meta) as f:
+                static = list(json.load(f).get("static_frames", []))
+
+        def frame(t, seq=seq):
+            return readers.read_frame(seq.frame_paths[t])
+
+        def flow(t, seq=seq, frame=frame):
+            return flow_cache.field(seq.name, seq.stems, t, frame)
+
+        yield Sequence(
+            seq.name,
+            features,
+            processed,
+            frame,
+            [masks[s] for s in seq.stems],
+            flow if flow_cache is not None else None,
+            static,
+        )
+
+
+def upsample(coarse: np.ndarray, processed: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
+    """[h, w] at 1/8 of the padded processed frame -> [H, W] at full size:
+    bilinear x8 with half-pixel centres (as `UpsampleToFrames`), crop the
+    padding, then bilinear to the full size."""
+    h, w = coarse.shape
+    up = cv2.resize(coarse, (w * OUTPUT_STRIDE, h * OUTPUT_STRIDE), interpolation=cv2.INTER_LINEAR)
+    up = up[: processed[0], : processed[1]]
+    if up.shape != tuple(full):
+        up = cv2.resize(up, (full[1], full[0]), interpolation=cv2.INTER_LINEAR)
+    return up
+
+
+def appearance_classifier(path: str, preset: str = "lite") -> Callable[[np.ndarray], np.ndarray]:
+    """The 1x1 sigmoid classifier of a `train_appearance` run
+    (`appearance_classifier.weights.h5`), as a function of the cached
+    appearance channels [T, h, w, C-1] -> [T, h, w]."""
+    from lvo_tf.models import build_appearance_classifier
+
+    classifier, _ = build_appearance_classifier(preset)
+    classifier.load_weights(path)
+    kernel, bias = classifier.get_layer("appearance_classifier").get_weights()
+    w, b = kernel[0, 0, :, 0], float(bias[0])
+    return lambda x: 1.0 / (1.0 + np.exp(-(x @ w + b)))
+
+
+def memory_model(path: str, preset: str, memory_type: str):
+    """A trained memory (feature model) as a function [T, h, w, C] -> [T, h, w]."""
+    import tensorflow as tf
+
+    from lvo_tf.models import build_memory, resolve_config, weights
+
+    model = build_memory(resolve_config(preset).replace(memory_type=memory_type))
+    weights.load_weights(model, path)
+    run = tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec((1, None, None, None, model.input.shape[-1]))],
+    )
+    return lambda x: np.asarray(run(x[None].astype(np.float32)))[0, ..., 0]
+
+
+@dataclasses.dataclass
+class Scores:
+    j: float
+    f: float
+    j_static: float | None  # None: no static frames known
+    f_static: float | None
+    static_frames: int
+    per_sequence: dict
+
+
+def score(
+    sequences: list[Sequence],
+    coarse: Callable[[Sequence], np.ndarray] | None = None,
+    full: Callable[[Sequence], list[np.ndarray]] | None = None,
+    crf_params=None,
+) -> Scores:
+    """DAVIS J/F of a variant: `coarse(seq)` gives [T, h, w] probabilities at
+    1/8 (upsampled, thresholded at 0.5 or refined by the CRF), or `full(seq)`
+    gives full-size masks directly. Means over sequences (the DAVIS
+    protocol); the static means pool the static frames of all sequences."""
+    from lvo_tf.inference import crf
+
+    per_sequence, static_j, static_f = {}, [], []
+    for seq in sequences:
+        size = seq.masks[0].shape
+        if full is not None:
+            masks = full(seq)
+        else:
+            probabilities = coarse(seq)
+            masks = []
+            for t, p in enumerate(probabilities):
+                up = upsample(p.astype(np.float32), seq.processed_size, size)
+                masks.append(crf.refine(seq.frames(t), up, crf_params) if crf_params else up > 0.5)
+        result = davis_metrics.evaluate_sequence(masks, seq.masks)
+        per_sequence[seq.name] = {"J": result["J"]["mean"], "F": result["F"]["mean"]}
+        for t in seq.static:
+            if 0 < t < len(seq.masks) - 1 and seq.masks[t].any():
+                static_j.append(result["J"]["per_frame"][t])
+                static_f.append(result["F"]["per_frame"][t])
+
+    def mean(values):  # None (JSON null) when there is nothing to average
+        return float(np.mean(values)) if values else None
+
+    return Scores(
+        mean([v["J"] for v in per_sequence.values()]),
+        mean([v["F"] for v in per_sequence.values()]),
+        mean(static_j),
+        mean(static_f),
+        len(static_j),
+        per_sequence,
+    )

@@ -56,6 +56,12 @@ _CLIP_LENGTH = flags.DEFINE_integer("clip_length", 14, "Frames per training clip
 _BATCH = flags.DEFINE_integer("batch_size", 1, "Clips per step.")
 _STOP_AND_GO = flags.DEFINE_float("stop_and_go", 0.2, "Fraction of stop-and-go clips.")
 _STOP_FRAMES = flags.DEFINE_integer("stop_frames", 5, "Repeated frames in stop-and-go clips.")
+_MOTION_GAIN = flags.DEFINE_list(
+    "motion_gain",
+    None,
+    "'lo,hi': multiply each clip's motion channel by a log-uniform factor in [lo, hi] "
+    "(cached features only).",
+)
 _LOOP = loop.define_loop_flags(steps=30_000)
 flags.mark_flags_as_required(["output_dir"])
 
@@ -64,6 +70,7 @@ def main(argv):
     del argv
     try:
         loop_values = loop.loop_flag_values(_LOOP)
+        motion_gain = loop.parse_pair("motion_gain", _MOTION_GAIN.value)
     except ValueError as e:
         raise app.UsageError(str(e)) from None
     config = memory_trainer.TrainConfig(
@@ -89,6 +96,7 @@ def main(argv):
         batch_size=_BATCH.value,
         stop_and_go=_STOP_AND_GO.value,
         stop_frames=_STOP_FRAMES.value,
+        motion_gain=motion_gain,
     )
     try:
         config.validate()

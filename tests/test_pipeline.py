@@ -150,6 +150,36 @@ def test_feature_source_zeroes_only_the_motion_channel(tmp_path):
         FeatureSource(str(tmp_path / "none"))
 
 
+def test_motion_gain_scales_only_the_motion_channel_per_clip(tmp_path):
+    cache = FeatureCache(str(tmp_path))
+    rng = np.random.default_rng(1)
+    feats = rng.standard_normal((T, 4, 5, 6)).astype(np.float16)
+    feats[..., -1] = np.abs(feats[..., -1]) + 0.5
+    cache.write("a", feats, rng.random((T, 4, 5, 1)).astype(np.float16))
+    source = FeatureSource(str(tmp_path))
+    plain = ClipConfig(clip_length=6, stop_and_go=0.0, flip=False, seed=3)
+    gained = ClipConfig(clip_length=6, stop_and_go=0.0, flip=False, seed=3, motion_gain=(0.1, 1))
+    gains = []
+    plain_clips, gained_clips = (
+        take(clip_dataset(source, plain), 40),
+        take(clip_dataset(source, gained), 40),
+    )
+    for (a, ya), (b, yb) in zip(plain_clips, gained_clips, strict=True):
+        a, b = a["features"].numpy()[0].astype(np.float32), b["features"].numpy()[0]
+        np.testing.assert_array_equal(b[..., :-1], a[..., :-1])  # appearance untouched
+        np.testing.assert_array_equal(yb, ya)  # labels untouched
+        ratio = b[..., -1].astype(np.float32) / a[..., -1]
+        np.testing.assert_allclose(ratio, ratio.flat[0], rtol=2e-3)  # one gain per clip
+        gains.append(ratio.flat[0])
+    assert 0.1 * 0.99 <= min(gains) and max(gains) <= 1.0 * 1.01
+    assert min(gains) < 0.2 and max(gains) > 0.5  # spread over the range (log-uniform)
+    again = [x["features"].numpy() for x, _ in take(clip_dataset(source, gained), 5)]
+    first = [x["features"].numpy() for x, _ in take(clip_dataset(source, gained), 5)]
+    np.testing.assert_array_equal(np.stack(again), np.stack(first))  # deterministic
+    with pytest.raises(ValueError, match="motion_gain must be 0 < lo <= hi"):
+        ClipConfig(motion_gain=(1.0, 0.5))
+
+
 def test_bad_configurations():
     source = FrameSource(coded_videos())
     with pytest.raises(ValueError, match="no video has 11 frames"):

@@ -116,6 +116,8 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(caches, tmp_path):
         ("--preset=huge", "unknown LVO preset 'huge'"),
         ("--learning_rate=-1", "learning_rate must be positive"),
         ("--stop_and_go=2", "stop_and_go must be in [0, 1]"),
+        ("--motion_gain=2,1", "motion_gain must be 0 < lo <= hi"),
+        ("--motion_gain=0.5", "motion_gain must be 'lo,hi'"),
     ],
 )
 def test_bad_flags_fail_before_any_work(caches, tmp_path, flag, message):
@@ -135,6 +137,15 @@ def test_parse_crop():
     for bad in (["8"], ["a", "b"], ["1", "2", "3"]):
         with pytest.raises(ValueError, match="--crop must be 'h,w'"):
             parse_crop(bad)
+
+
+def test_parse_pair():
+    from lvo_tf.training.loop import parse_pair
+
+    assert parse_pair("gain", None) is None and parse_pair("gain", ["0.1", "2"]) == (0.1, 2.0)
+    for bad in (["1"], ["a", "b"], ["1", "2", "3"]):
+        with pytest.raises(ValueError, match="gain must be 'lo,hi'"):
+            parse_pair("gain", bad)
 
 
 @pytest.mark.slow

@@ -44,8 +44,13 @@ class ClipConfig:
     stop_and_go: float = 0.2  # fraction of clips augmented
     stop_frames: int = 5
     seed: int = 0
+    # Features only: each clip's motion channel times a log-uniform factor in
+    # [lo, hi] (weaker or stronger motion responses than the source has).
+    motion_gain: tuple[float, float] | None = None
 
     def __post_init__(self):
+        if self.motion_gain is not None and not 0 < self.motion_gain[0] <= self.motion_gain[1]:
+            raise ValueError(f"motion_gain must be 0 < lo <= hi; got {self.motion_gain}")
         if self.clip_length < 1:
             raise ValueError(f"clip_length must be >= 1; got {self.clip_length}")
         if not 0.0 <= self.stop_and_go <= 1.0:
@@ -276,6 +281,14 @@ def clip_dataset(
         if source.kind == "features":
             c = source.channels
             motion = [(0, (c - 1, c))]
+            if config.motion_gain:
+                key = tf.random.experimental.stateless_fold_in(
+                    tf.stack([tf.cast(config.seed, tf.int64), i]), 1
+                )
+                lo, hi = np.log(config.motion_gain[0]), np.log(config.motion_gain[1])
+                gain = tf.exp(lo + tf.random.stateless_uniform([], seed=key) * (hi - lo))
+                scale = tf.concat([tf.ones([c - 1]), [gain]], 0)
+                parts[0] = parts[0] * tf.cast(scale, parts[0].dtype)
         else:
             motion = [(1, None)]
         parts = _stop_and_go(parts, kind, config.stop_frames, motion)

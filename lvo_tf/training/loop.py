@@ -86,6 +86,17 @@ def parse_crop(values: list[str] | None) -> tuple[int, int] | None:
     return h, w
 
 
+def parse_pair(name: str, values: list[str] | None) -> tuple[float, float] | None:
+    """The value of a `--name=lo,hi` list flag of two numbers; None when not given."""
+    if not values:
+        return None
+    try:
+        lo, hi = (float(v) for v in values)
+    except ValueError:
+        raise ValueError(f"{name} must be 'lo,hi' (two numbers); got {','.join(values)}") from None
+    return lo, hi
+
+
 def require_positive(config, *names: str) -> None:
     """Raises ValueError naming the first of `config`'s `names` that is not > 0."""
     for name in names:

@@ -52,6 +52,7 @@ class TrainConfig:
     crop: tuple[int, int] | None = None
     stop_and_go: float = 0.2
     stop_frames: int = 5
+    motion_gain: tuple[float, float] | None = None  # features: random motion-channel gain
     seed: int = 0
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
@@ -79,6 +80,11 @@ class TrainConfig:
         loop.check_strategy(self.strategy)
         if self.streams not in STREAMS:
             raise ValueError(f"streams must be one of {STREAMS}; got {self.streams!r}")
+        if self.motion_gain is not None:
+            if self.data_root:
+                raise ValueError("motion_gain: applies to cached features only")
+            if not 0 < self.motion_gain[0] <= self.motion_gain[1]:
+                raise ValueError(f"motion_gain must be 0 < lo <= hi; got {self.motion_gain}")
         if self.streams != "both" and self.data_root:
             raise ValueError("streams: one-stream ablations train on cached features only")
         if (self.feature_dir is None) == (self.data_root is None):
@@ -212,6 +218,7 @@ def train(config: TrainConfig) -> dict:
         stop_and_go=config.stop_and_go,
         stop_frames=config.stop_frames,
         seed=config.seed,
+        motion_gain=config.motion_gain,
     )
 
     def make_dataset(start):

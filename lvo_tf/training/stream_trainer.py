@@ -226,12 +226,8 @@ def define_flags(stream: str) -> dict:
 def config_from_flags(holders: dict, stream: str) -> StreamTrainConfig:
     """The validated config of a stream binary; ValueError names a bad flag."""
     values = {k: h.value for k, h in holders.items() if k != "loop"}
-    if values.get("flow_scale_range"):
-        try:
-            lo, hi = (float(v) for v in values["flow_scale_range"])
-        except ValueError:
-            raise ValueError("flow_scale_range must be 'lo,hi' (two numbers)") from None
-        values["flow_scale_range"] = (lo, hi)
+    if "flow_scale_range" in values:
+        values["flow_scale_range"] = loop.parse_pair("flow_scale_range", values["flow_scale_range"])
     config = StreamTrainConfig(**loop.loop_flag_values(holders["loop"]), **values, stream=stream)
     config.validate()
     return config

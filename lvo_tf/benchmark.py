@@ -13,7 +13,10 @@ consumption); `export` (frames/s of one clip through Keras eager, the
 SavedModel, XLA and ONNX Runtime, and the artifacts' sizes); `training` (one
 memory training step on a 14x60x107 clip, lite and paper, with and without
 XLA: seconds, steps/s and the peak memory the step adds, each in a fresh
-process).
+process); `segment` (`segment` end to end on an 854x480 video, inputs
+prepared inline and on a prefetch thread, next to each stage alone, the sum
+of the stages, the CRF and the peak memory: the default model at 240 rows
+and at full size, `paper` at full size, each in a fresh process).
 """
 
 import os
@@ -30,11 +33,25 @@ _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (media
 
 
 def _stages(repeats):
-    return {"presets": [perf.bench_stages(p, repeats=repeats) for p in ("lite", "paper")]}
+    return {
+        "presets": [perf.bench_stages(p, repeats=repeats) for p in ("lite", "paper")],
+        "matmul_gflops": perf.matmul_gflops(),
+    }
 
 
 def _stages_markdown(result):
-    return perf.stages_markdown(result["presets"])
+    return (
+        perf.stages_markdown(result["presets"])
+        + f"\n\nfp32 matmul ceiling in the same run: {result['matmul_gflops']:.0f} GFLOP/s."
+    )
+
+
+def _segment(repeats):
+    return {"runs": perf.bench_segment(repeats=repeats)}
+
+
+def _segment_markdown(result):
+    return perf.segment_markdown(result["runs"])
 
 
 def _pipeline(repeats):
@@ -67,6 +84,7 @@ _SECTION_FNS = {
     "pipeline": (_pipeline, _pipeline_markdown),
     "export": (_export, _export_markdown),
     "training": (_training, _training_markdown),
+    "segment": (_segment, _segment_markdown),
 }
 
 

@@ -222,6 +222,78 @@ def graph_flops(fn, *specs: tf.TensorSpec) -> int:
     return tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops
 
 
+def conv_ops(fn, *specs: tf.TensorSpec) -> list[dict]:
+    """The convolutions (Conv2D, Conv3D) `fn` runs on inputs of these static shapes, as
+    TensorFlow's graph has them (dilated convolutions appear as the plain
+    convolution between SpaceToBatch and BatchToSpace), each with a count."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    concrete = tf.function(fn, autograph=False).get_concrete_function(*specs)
+    graph = convert_variables_to_constants_v2(concrete).graph
+    convs = []
+    for op in graph.get_operations():
+        if op.type not in ("Conv2D", "Conv3D"):
+            continue
+        convs.append(
+            {
+                "op": op.type,
+                "input": op.inputs[0].shape.as_list(),
+                "filter": op.inputs[1].shape.as_list(),
+                "strides": list(op.get_attr("strides")),
+                "dilations": list(op.get_attr("dilations")),
+                "padding": op.get_attr("padding").decode(),
+                "count": 1,
+            }
+        )
+    return convs
+
+
+def plain_conv_seconds(convs: list[dict], repeats: int = 3) -> float:
+    """Summed median time of each convolution alone (`tf.nn.conv2d` or
+    `conv3d` in a tf.function on random data), times its count: the time
+    these shapes take on this machine with nothing else around them."""
+    total = 0.0
+    for c in convs:
+        x = tf.random.normal(c["input"])
+        w = tf.random.normal(c["filter"]) * 0.01
+        conv = tf.nn.conv3d if c.get("op") == "Conv3D" else tf.nn.conv2d
+        fn = tf.function(
+            lambda x=x, w=w, c=c, conv=conv: conv(
+                x, w, c["strides"], c["padding"], dilations=c["dilations"]
+            ),
+            autograph=False,
+        )
+        total += c["count"] * time_call(fn, warmup=1, repeats=repeats)
+    return total
+
+
+def conv_gru_convs(
+    clip_length: int, height: int, width: int, channels: int, filters: int, kernel: int
+) -> list[dict]:
+    """The convolutions of one direction of our ConvGRU over a clip: the
+    input-to-gate convolution over all frames at once, then per step the
+    fused hidden-to-z/r convolution and the candidate's (r * h) convolution."""
+
+    def conv(batch, c_in, c_out, count):
+        return {
+            "op": "Conv2D",
+            "input": [batch, height, width, c_in],
+            "filter": [kernel, kernel, c_in, c_out],
+            "strides": [1, 1, 1, 1],
+            "dilations": [1, 1, 1, 1],
+            "padding": "SAME",
+            "count": count,
+        }
+
+    return [
+        conv(clip_length, channels, 3 * filters, 1),
+        conv(1, filters, 2 * filters, clip_length),
+        conv(1, filters, filters, clip_length),
+    ]
+
+
 def bench_stages(
     preset: str = "lite",
     height: int = 480,
@@ -261,14 +333,26 @@ def bench_stages(
     features = tf.random.normal((1, clip_length, h8, w8, config.feature_channels))
     hidden = tf.random.normal((1, clip_length, h8, w8, directions * config.memory_filters))
 
+    memory_convs = conv_gru_convs(
+        clip_length, h8, w8, config.feature_channels, config.memory_filters, config.memory_kernel
+    )
+    for c in memory_convs:
+        c["count"] *= directions
     per_frame = {
         "appearance": (
             appearance,
             frames,
             n,
             graph_flops(appearance, tf.TensorSpec((1, hp, wp, 3), tf.uint8)),
+            conv_ops(appearance, tf.TensorSpec(frames.shape, tf.uint8)),
         ),
-        "motion": (motion, flow, n, graph_flops(motion, tf.TensorSpec((1, hp, wp, 2), tf.float32))),
+        "motion": (
+            motion,
+            flow,
+            n,
+            graph_flops(motion, tf.TensorSpec((1, hp, wp, 2), tf.float32)),
+            conv_ops(motion, tf.TensorSpec(flow.shape, tf.float32)),
+        ),
         "memory": (
             memory,
             features,
@@ -277,24 +361,31 @@ def bench_stages(
             * conv_gru_step_flops(
                 h8, w8, config.feature_channels, config.memory_filters, config.memory_kernel
             ),
+            memory_convs,
         ),
         "head": (
             head,
             hidden,
             clip_length,
             graph_flops(head, tf.TensorSpec((1, 1, h8, w8, directions * config.memory_filters))),
+            conv_ops(head, tf.TensorSpec(hidden.shape, tf.float32)),
         ),
     }
     result = {"preset": preset, "frame": [height, width], "padded": [hp, wp], "stages": {}}
-    for name, (fn, x, frames_in_call, flops) in per_frame.items():
+    for name, (fn, x, frames_in_call, flops, convs) in per_frame.items():
         compiled = tf.function(fn, autograph=False)
         logging.info("stage %s (%s): timing %d runs", name, preset, repeats)
         seconds = time_call(lambda c=compiled, v=x: c(v), warmup=1, repeats=repeats)
         seconds /= frames_in_call
+        plain = plain_conv_seconds(convs, repeats) / frames_in_call
         result["stages"][name] = {
             "seconds_per_frame": seconds,
             "gflop_per_frame": flops / 1e9,
             "gflops": flops / seconds / 1e9,
+            "convolutions": sum(c["count"] for c in convs),
+            "plain_conv_seconds_per_frame": plain,
+            "plain_conv_gflops": flops / plain / 1e9,
+            "fraction_of_plain_conv": plain / seconds,
         }
     total = sum(v["seconds_per_frame"] for v in result["stages"].values())
     result["total_seconds_per_frame"] = total
@@ -303,17 +394,20 @@ def bench_stages(
 
 def stages_markdown(results: list[dict]) -> str:
     lines = [
-        "| preset | stage | s / frame | GFLOP / frame | GFLOP/s |",
-        "|---|---|---|---|---|",
+        "| preset | stage | s / frame | GFLOP / frame | GFLOP/s | its convolutions alone, "
+        "s / frame | their GFLOP/s | achieved fraction |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for name, v in r["stages"].items():
             lines.append(
                 f"| {r['preset']} | {name} | {v['seconds_per_frame']:.4f} | "
-                f"{v['gflop_per_frame']:.2f} | {v['gflops']:.0f} |"
+                f"{v['gflop_per_frame']:.2f} | {v['gflops']:.0f} | "
+                f"{v['plain_conv_seconds_per_frame']:.4f} | {v['plain_conv_gflops']:.0f} | "
+                f"{v['fraction_of_plain_conv']:.0%} |"
             )
         lines.append(
-            f"| {r['preset']} | **all four** | **{r['total_seconds_per_frame']:.3f}** | | |"
+            f"| {r['preset']} | **all four** | **{r['total_seconds_per_frame']:.3f}** | | | | | |"
         )
     h, w = results[0]["frame"]
     return (
@@ -463,10 +557,6 @@ def bench_training(
 ) -> list[dict]:
     """`training_probe` for each preset and (xla, recompute) variant, each in
     a fresh Python process so that peak memory is its own."""
-    import json
-    import subprocess
-    import sys
-
     results = []
     for preset in presets:
         for xla, recompute in variants:
@@ -475,15 +565,7 @@ def bench_training(
                 f"print('RESULT', json.dumps(perf.training_probe({preset!r}, {xla}, "
                 f"{tuple(clip)!r}, {repeats}, {recompute})))"
             )
-            proc = subprocess.run(
-                [sys.executable, "-c", code], capture_output=True, text=True, check=False
-            )
-            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-            if proc.returncode or not line:
-                raise RuntimeError(
-                    f"training probe {preset} xla={xla} failed:\n{proc.stderr[-2000:]}"
-                )
-            results.append(json.loads(line[0][len("RESULT ") :]))
+            results.append(_run_probe(code, f"training probe {preset} xla={xla}"))
     return results
 
 
@@ -499,6 +581,196 @@ def training_markdown(results: list[dict]) -> str:
             f"{'yes' if r['recompute'] else 'no'} | {r['step_seconds']:.3f} | "
             f"{r['steps_per_second']:.2f} | {r['peak_step_memory_mib']:.0f} |"
         )
+    return "\n".join(lines)
+
+
+def _run_probe(code: str, what: str) -> dict:
+    """Runs `code` (which prints 'RESULT <json>') in a fresh Python process."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode or not line:
+        raise RuntimeError(f"{what} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(line[0][len("RESULT ") :])
+
+
+def segment_probe(
+    preset: str,
+    process_height: int | None,
+    frames: int,
+    repeats: int,
+    height: int = 480,
+    width: int = 854,
+    prefetch: tuple[int, ...] = (0, 32),
+) -> dict:
+    """`segment` on a synthetic 854x480 video of `frames` JPEG frames, end to
+    end (read, resize, DIS flow, streams, memory, upsampling, threshold, mask
+    PNGs: `run.segment_sequence`, the code `segment` runs), with its inputs
+    prepared inline (`prefetch` 0) and on a thread; and in the same process
+    each stage alone on the same data, their per-frame sum (memory counted
+    once per window frame, as the overlapping windows run it), the dense CRF
+    (not part of the default), and the process's peak resident memory.
+    `preset` "lite" is the shipped default model; "paper" random weights.
+    Run it in a fresh process (`bench_segment`)."""
+    import tempfile
+
+    from lvo_tf import default_model, io_utils
+    from lvo_tf.data import flow as flow_lib
+    from lvo_tf.data import readers, synthetic
+    from lvo_tf.inference import crf, run
+    from lvo_tf.inference.segmenter import LVORunner, StageTimes, window_starts
+
+    if preset == "lite":
+        model, info = default_model.load()
+        flow_method = info["flow_method"]
+    else:
+        model, flow_method = lvo_models.build_lvo(preset), flow_lib.DEFAULT_METHOD
+    runner = LVORunner(model)
+    options = run.SegmentOptions(overlay=False)
+    world = synthetic.WorldConfig(height=height, width=width, frames=frames)
+    video = synthetic.render_video(np.random.default_rng(0), world)
+    result = {
+        "preset": preset,
+        "weights": "default model" if preset == "lite" else "random",
+        "frame": [height, width],
+        "process_height": process_height,
+        "frames": frames,
+        "window": options.window,
+        "overlap": options.overlap,
+        "flow_method": flow_method,
+    }
+
+    def shrink(f):
+        return readers.resize_to_height(f, process_height)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stems = [f"{i:05d}" for i in range(frames)]
+        paths = []
+        for stem, frame in zip(stems, video.frames, strict=True):
+            paths.append(os.path.join(tmp, stem + ".jpg"))
+            io_utils.write_image(paths[-1], frame[..., ::-1])
+
+        def end_to_end(run_dir, n, ahead):
+            flows = flow_lib.FlowCache(os.path.join(run_dir, "flow"), flow_method)
+            times = StageTimes()
+            start = time.perf_counter()
+            run.segment_sequence(
+                runner,
+                stems[:n],
+                lambda i: readers.read_frame(paths[i]),
+                lambda i, frame: flows.field("v", stems[:n], i, frame),
+                os.path.join(run_dir, "masks"),
+                options,
+                times,
+                shrink=shrink,
+                prefetch=ahead,
+            )
+            return time.perf_counter() - start, times
+
+        end_to_end(os.path.join(tmp, "warmup"), min(3, frames), 0)  # traces the functions
+        result["end_to_end"] = {}
+        for ahead in prefetch:
+            runs = []
+            for r in range(repeats):
+                logging.info("segment %s (prefetch %d): run %d/%d", preset, ahead, r + 1, repeats)
+                runs.append(end_to_end(os.path.join(tmp, f"p{ahead}_{r}"), frames, ahead))
+            seconds, times = sorted(runs, key=lambda x: x[0])[len(runs) // 2]
+            result["end_to_end"][str(ahead)] = {
+                "seconds_per_frame": seconds / frames,
+                "frames_per_second": frames / seconds,
+                "stage_seconds_per_frame": {k: v / frames for k, v in vars(times).items()},
+            }
+
+        # Each stage alone, on the same frames.
+        def timed(fn):
+            return time_call(fn, warmup=1, repeats=repeats)
+
+        stages = {}
+        originals = [readers.read_frame(p) for p in paths]
+        small = np.stack([shrink(f) for f in originals])
+        stages["read"] = timed(lambda: [shrink(readers.read_frame(p)) for p in paths]) / frames
+        estimator = flow_lib.FlowEstimator(flow_method)
+        pairs = min(frames - 1, 8)
+        stages["flow"] = timed(lambda: [estimator(small[i], small[i + 1]) for i in range(pairs)])
+        stages["flow"] /= pairs
+        flow = flow_lib.clip_flow(small, flow_method).astype(np.float32)
+        n = min(options.window, frames)
+        stages["streams"] = timed(lambda: runner.features(small[:n], flow[:n])) / n
+        feats = runner.features(small[:n], flow[:n])
+        memory_frames = sum(
+            min(s + options.window, frames) - s
+            for s in window_starts(frames, options.window, options.overlap)
+        )
+        stages["memory"] = timed(lambda: runner.coarse(feats)) / n * memory_frames / frames
+        coarse = runner.coarse(feats)
+        stages["upsample"] = timed(lambda: runner.upsample(coarse[:1], small[:1]))
+        p = runner.upsample(coarse[:1], small[:1])[0]
+
+        def write():
+            mask = run.resize_probability(p, originals[0].shape[:2]) > 0.5
+            io_utils.write_image(os.path.join(tmp, "m.png"), mask.astype(np.uint8) * 255)
+
+        stages["write"] = timed(write)
+        full_p = run.resize_probability(p, originals[0].shape[:2])
+        result["crf_seconds_per_frame"] = timed(
+            lambda: crf.refine(originals[0], full_p, crf.CRFParams())
+        )
+        result["stage_seconds_per_frame"] = stages
+        result["sum_of_stages"] = sum(stages.values())
+        for v in result["end_to_end"].values():
+            v["vs_sum_of_stages"] = v["seconds_per_frame"] / result["sum_of_stages"]
+    result["peak_memory_mib"] = peak_rss_mib()
+    return result
+
+
+def bench_segment(
+    variants=(("lite", 240, 60), ("lite", None, 40), ("paper", None, 8)), repeats: int = 3
+) -> list[dict]:
+    """`segment_probe` for each (preset, process height, frames), each in a
+    fresh process so that its peak memory is its own."""
+    results = []
+    for preset, process_height, frames in variants:
+        code = (
+            "import json; from lvo_tf import perf; "
+            f"print('RESULT', json.dumps(perf.to_jsonable(perf.segment_probe({preset!r}, "
+            f"{process_height!r}, {frames}, {repeats}))))"
+        )
+        results.append(_run_probe(code, f"segment probe {preset} at {process_height}"))
+    return results
+
+
+def segment_markdown(results: list[dict]) -> str:
+    lines = [
+        "| model | processed at | frames | end to end, inputs inline: frames/s | "
+        "inputs prefetched: frames/s | speed-up | sum of stages, s / frame | "
+        "end to end (prefetched) vs sum | peak memory (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        inline, ahead = r["end_to_end"]["0"], r["end_to_end"]["32"]
+        size = f"{r['process_height']} rows" if r["process_height"] else "854x480"
+        lines.append(
+            f"| {r['preset']} ({r['weights']}) | {size} | {r['frames']} | "
+            f"{inline['frames_per_second']:.2f} | {ahead['frames_per_second']:.2f} | "
+            f"{inline['seconds_per_frame'] / ahead['seconds_per_frame']:.2f}x | "
+            f"{r['sum_of_stages']:.3f} | {ahead['vs_sum_of_stages']:.2f}x | "
+            f"{r['peak_memory_mib']:.0f} |"
+        )
+    names = list(results[0]["stage_seconds_per_frame"])
+    lines += [
+        "",
+        "Each stage alone, s / frame (same run):",
+        "",
+        "| model | processed at | " + " | ".join(names) + " | CRF (not in the default) |",
+        "|---|---|" + "---|" * len(names) + "---|",
+    ]
+    for r in results:
+        size = f"{r['process_height']} rows" if r["process_height"] else "854x480"
+        cells = " | ".join(f"{r['stage_seconds_per_frame'][k]:.4f}" for k in names)
+        lines.append(f"| {r['preset']} | {size} | {cells} | {r['crf_seconds_per_frame']:.3f} |")
     return "\n".join(lines)
 
 

@@ -74,6 +74,13 @@ _FLOW_METHOD = flags.DEFINE_enum("flow_method", flow_lib.DEFAULT_METHOD, flow_li
 _FLOW_DIR = flags.DEFINE_string("flow_dir", None, "Flow cache (default OUTPUT_DIR/.flow).")
 _SAVE_PROBABILITIES = flags.DEFINE_bool("save_probabilities", False, "Also write 0-255 maps.")
 _OVERLAY = flags.DEFINE_bool("overlay", True, "Write overlay GIFs and contact sheets.")
+_PREFETCH = flags.DEFINE_integer(
+    "prefetch",
+    32,
+    "Frames whose inputs (reading, resizing, optical flow) are prepared ahead on a "
+    "thread while the network runs; 0: prepare them on the network's thread.",
+    lower_bound=0,
+)
 flags.mark_flags_as_required(["output_dir"])
 flags.register_multi_flags_validator(
     ["input", "davis_root"],
@@ -204,31 +211,6 @@ def main(argv):
         if existing:
             logging.info("%s: %d of %d masks exist; computing the rest", name, existing, len(stems))
             done += existing
-        cache = {}
-
-        def original(i, sources=sources, cache=cache):
-            if i not in cache:
-                t0 = time.perf_counter()
-                if len(cache) > 64:  # bounded: windows only look back a little
-                    cache.pop(min(cache))
-                src = sources[i]
-                full = readers.read_frame(src) if isinstance(src, str) else src
-                cache[i] = (full, readers.resize_to_height(full, height))
-                times.add("read", time.perf_counter() - t0)
-            return cache[i][0]
-
-        def frame(i, original=original, cache=cache):
-            original(i)
-            return cache[i][1]
-
-        def flow(i, name=name, stems=stems, frame=frame):
-            frame(i)  # load both frames first: reading is its own stage
-            frame(min(i + 1, len(stems) - 1))
-            t0 = time.perf_counter()
-            field = flows.field(name, stems, i, frame)
-            times.add("flow", time.perf_counter() - t0)
-            return field
-
         n_frames = len(stems)
 
         def progress(t, name=name, n=n_frames):
@@ -252,18 +234,21 @@ def main(argv):
             if options.save_probabilities
             else None
         )
-        run.segment_video(
+        run.segment_sequence(
             runner,
             stems,
-            frame,
-            flow,
+            lambda i, sources=sources: (
+                readers.read_frame(sources[i]) if isinstance(sources[i], str) else sources[i]
+            ),
+            lambda i, frame, name=name, stems=stems: flows.field(name, stems, i, frame),
             mask_dir,
             options,
             times,
+            shrink=lambda f: readers.resize_to_height(f, height),
+            prefetch=_PREFETCH.value,
             probability_dir=probs,
             overlay_stem=overlays,
             progress=progress,
-            original=original,
         )
     _write_summary(options, runner, total, processed, time.time() - start, times, height)
 

@@ -74,6 +74,49 @@ def test_graph_flops_counts_a_convolution():
     assert flops == perf.conv_flops(8, 10, 3, 3, 5, batch=2)
 
 
+def _conv_flops(c):
+    """FLOPs of one entry of perf.conv_ops / conv_gru_convs, by hand."""
+    *outer, c_in = c["input"]
+    *kernel, _, c_out = c["filter"]
+    k = len(kernel)  # spatial dims: 2 (Conv2D) or 3 (Conv3D)
+    sizes = outer[-k:]
+    if c["padding"] == "VALID":
+        sizes = [s - kk + 1 for s, kk in zip(sizes, kernel, strict=True)]
+    return c["count"] * 2 * np.prod(outer[:-k]) * np.prod(sizes) * np.prod(kernel) * c_in * c_out
+
+
+def test_conv_ops_finds_every_convolution_of_a_model():
+    """Two convolutions, one dilated (TensorFlow runs it as a VALID conv on
+    the space-to-batch input): their hand-counted FLOPs are the graph's."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential(
+        [
+            keras.Input((16, 24, 3)),
+            keras.layers.Conv2D(8, 3, padding="same", use_bias=False),
+            keras.layers.Conv2D(4, 3, padding="same", dilation_rate=2, use_bias=False),
+        ]
+    )
+    spec = tf.TensorSpec((2, 16, 24, 3), tf.float32)
+    convs = perf.conv_ops(model, spec)
+    assert [c["filter"] for c in convs] == [[3, 3, 3, 8], [3, 3, 8, 4]]
+    assert convs[0]["input"] == [2, 16, 24, 3] and convs[0]["padding"] == "SAME"
+    assert sum(_conv_flops(c) for c in convs) == perf.graph_flops(model, spec)
+    assert perf.plain_conv_seconds(convs, repeats=1) > 0
+    conv3d = keras.layers.Conv3D(5, (1, 3, 3), padding="same", use_bias=False)
+    spec3 = tf.TensorSpec((1, 4, 8, 10, 6), tf.float32)
+    convs3 = perf.conv_ops(conv3d, spec3)
+    assert [c["op"] for c in convs3] == ["Conv3D"] and convs3[0]["filter"] == [1, 3, 3, 6, 5]
+    assert _conv_flops(convs3[0]) == perf.graph_flops(conv3d, spec3)
+    assert perf.plain_conv_seconds(convs3, repeats=1) > 0
+
+
+def test_conv_gru_convs_are_the_steps_flops():
+    convs = perf.conv_gru_convs(5, 6, 7, 33, 16, 7)
+    assert sum(_conv_flops(c) for c in convs) == 5 * perf.conv_gru_step_flops(6, 7, 33, 16, 7)
+
+
 def test_bench_stages_small():
     r = perf.bench_stages("lite", height=30, width=40, batch_frames=1, clip_length=2, repeats=1)
     assert r["padded"] == [32, 48]
@@ -82,6 +125,11 @@ def test_bench_stages_small():
     assert r["stages"]["memory"]["gflop_per_frame"] == pytest.approx(memory_flops)
     for v in r["stages"].values():
         assert v["seconds_per_frame"] > 0 and v["gflop_per_frame"] > 0
+        assert v["convolutions"] > 0 and v["plain_conv_seconds_per_frame"] > 0
+        assert v["fraction_of_plain_conv"] == pytest.approx(
+            v["plain_conv_seconds_per_frame"] / v["seconds_per_frame"]
+        )
+    assert r["stages"]["memory"]["convolutions"] == 2 * (1 + 2 + 2)  # directions x (1 + 2 T)
     assert "| lite | memory |" in perf.stages_markdown([r])
 
 
@@ -122,3 +170,23 @@ def test_training_probe_reports_a_step_and_its_memory():
     assert small["clip"] == [4, 8, 8, 33] and small["step_seconds"] > 0
     assert small["steps_per_second"] == pytest.approx(1 / small["step_seconds"])
     assert large["peak_step_memory_mib"] > small["peak_step_memory_mib"] + 5.0
+
+
+def test_segment_probe_small():
+    """End to end and stage by stage on a tiny video with the default model:
+    the figures are consistent with each other (rates, ratios, stage sums)."""
+    r = perf.segment_probe("lite", None, frames=5, repeats=1, height=48, width=64)
+    assert r["frames"] == 5 and r["weights"] == "default model"
+    stages = r["stage_seconds_per_frame"]
+    assert set(stages) == {"read", "flow", "streams", "memory", "upsample", "write"}
+    assert all(v > 0 for v in stages.values())
+    assert r["sum_of_stages"] == pytest.approx(sum(stages.values()))
+    for ahead in ("0", "32"):
+        e = r["end_to_end"][ahead]
+        assert e["frames_per_second"] == pytest.approx(1 / e["seconds_per_frame"])
+        assert e["vs_sum_of_stages"] == pytest.approx(e["seconds_per_frame"] / r["sum_of_stages"])
+        assert e["stage_seconds_per_frame"]["flow"] > 0
+    assert r["crf_seconds_per_frame"] > 0 and r["peak_memory_mib"] > 100
+    r2 = {**r, "preset": "paper", "process_height": 24}
+    table = perf.segment_markdown([r, r2])
+    assert "| lite (default model) | 854x480 | 5 |" in table and "| paper | 24 rows |" in table

@@ -162,6 +162,8 @@ def test_segment_then_evaluate_end_to_end(davis, tmp_path):
         assert (out / "overlays" / f"{seq}.gif").is_file()
     summary = json.loads((out / "segment_summary.json").read_text())
     assert summary["processed"] == 12 and summary["stage_seconds_per_frame"]["memory"] > 0
+    assert summary["stage_seconds_per_frame"]["flow"] > 0  # on the prefetch thread
+    assert 0 <= summary["stage_seconds_per_frame"]["wait"] < summary["seconds_per_frame"]
     evaluation = subprocess.run(
         [
             sys.executable,
@@ -318,10 +320,12 @@ def test_online_stream_matches_in_process_online(tmp_path, lite_weights, rng):
     assert bad.returncode != 0 and "cannot open video source" in bad.stderr
 
 
-def test_default_model_runs_at_its_height_and_masks_keep_the_video_size(davis, tmp_path):
+@pytest.mark.parametrize("prefetch", ["--prefetch=32", "--prefetch=0"])
+def test_default_model_runs_at_its_height_and_masks_keep_the_video_size(davis, tmp_path, prefetch):
     """No --weights: the shipped model, on frames resized to --process_height;
     the masks are the default model's probabilities on the resized frames,
-    scaled back to the frames' size and thresholded (an in-process reference)."""
+    scaled back to the frames' size and thresholded (an in-process reference),
+    with inputs prepared on a thread or inline."""
     from lvo_tf import default_model
     from lvo_tf.data import flow as flow_lib
     from lvo_tf.data import readers
@@ -329,7 +333,13 @@ def test_default_model_runs_at_its_height_and_masks_keep_the_video_size(davis, t
 
     out = tmp_path / "default"
     proc = _run(
-        [f"--davis_root={davis}", f"--output_dir={out}", "--process_height=32", "--overlay=false"]
+        [
+            f"--davis_root={davis}",
+            f"--output_dir={out}",
+            "--process_height=32",
+            "--overlay=false",
+            prefetch,
+        ]
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((out / "segment_summary.json").read_text())["process_height"] == 32

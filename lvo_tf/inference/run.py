@@ -13,6 +13,7 @@ import numpy as np
 
 from lvo_tf import io_utils
 from lvo_tf.inference import baseline, crf
+from lvo_tf.inference.prefetch import InlineInputs, Prefetcher
 from lvo_tf.inference.segmenter import LVORunner, StageTimes, segment_windows
 
 METHODS = ("lvo", "baseline")
@@ -30,6 +31,49 @@ class SegmentOptions:
     crf: crf.CRFParams | None = None
     save_probabilities: bool = False
     overlay: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameInput:
+    """What the network needs of frame t, and the frame at the video's size."""
+
+    original: np.ndarray  # [H, W, 3] uint8, the video's own size
+    frame: np.ndarray  # [h, w, 3] uint8, what the network sees
+    flow: np.ndarray  # [h, w, 2] float32, t -> t+1 at the network's size
+
+
+def input_preparer(
+    load: Callable[[int], np.ndarray],
+    shrink: Callable[[np.ndarray], np.ndarray],
+    flow_field: Callable[[int, Callable[[int], np.ndarray]], np.ndarray],
+    times: StageTimes,
+) -> Callable[[int], FrameInput]:
+    """`prepare(t)` -> FrameInput for a `Prefetcher`: `load(i)` reads frame i
+    at its own size, `shrink` resizes it for the network, `flow_field(t,
+    frame)` gives the flow of t from the shrunk frames `frame(i)`. Frames
+    read for a flow field are kept for the next call (calls come in order),
+    so each frame is read once. Times "read" and "flow"."""
+    loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def pair(i):
+        if i not in loaded:
+            t0 = time.perf_counter()
+            full = load(i)
+            loaded[i] = (full, shrink(full))
+            times.add("read", time.perf_counter() - t0)
+        return loaded[i]
+
+    def prepare(t):
+        for old in [i for i in loaded if i < t]:
+            del loaded[old]
+        original, frame = pair(t)
+        t0 = time.perf_counter()
+        read_before = times.read
+        flow = flow_field(t, lambda i: pair(i)[1])
+        times.add("flow", time.perf_counter() - t0 - (times.read - read_before))
+        return FrameInput(original, frame, flow)
+
+    return prepare
 
 
 def probabilities(
@@ -193,6 +237,45 @@ def segment_video(
         write_gif(overlay_stem + ".gif", ordered)
         io_utils.write_image(overlay_stem + ".png", contact_sheet(ordered)[..., ::-1])
         times.add("write", time.perf_counter() - t0)
+
+
+def segment_sequence(
+    runner: LVORunner | None,
+    stems: list[str],
+    load: Callable[[int], np.ndarray],
+    flow_field: Callable[[int, Callable[[int], np.ndarray]], np.ndarray],
+    mask_dir: str,
+    options: SegmentOptions,
+    times: StageTimes,
+    shrink: Callable[[np.ndarray], np.ndarray] = lambda f: f,
+    prefetch: int = 32,
+    **outputs,
+) -> None:
+    """`segment_video` on a stored sequence: `load(i)` reads frame i,
+    `shrink` resizes it for the network, `flow_field(i, frame)` gives the
+    flow of i from the shrunk frames. With `prefetch` > 0 the inputs of the
+    next `prefetch` frames are prepared on a thread while the network runs
+    (a window looks back at most `window` frames, so they are kept that
+    long); with 0 on this thread. `outputs`: `segment_video`'s optional
+    arguments (probability_dir, overlay_stem, progress)."""
+    prepare = input_preparer(load, shrink, flow_field, times)
+    if prefetch:
+        inputs = Prefetcher(prepare, len(stems), ahead=prefetch, keep=options.window + prefetch + 1)
+    else:
+        inputs = InlineInputs(prepare, len(stems), keep=options.window + 1)
+    with inputs:
+        segment_video(
+            runner,
+            stems,
+            lambda i: inputs.get(i).frame,
+            lambda i: inputs.get(i).flow,
+            mask_dir,
+            options,
+            times,
+            original=lambda i: inputs.get(i).original,
+            **outputs,
+        )
+    times.add("wait", inputs.wait_seconds)
 
 
 def segment_stream(

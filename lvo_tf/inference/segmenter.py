@@ -33,7 +33,9 @@ from lvo_tf.models.lvo import OUTPUT_STRIDE
 
 @dataclasses.dataclass
 class StageTimes:
-    """Seconds spent per stage (wall time, summed over calls)."""
+    """Seconds spent per stage (wall time, summed over calls). With a
+    `Prefetcher`, "read" and "flow" run on its thread at the same time as
+    the others, and "wait" is the time the network's thread waited for them."""
 
     read: float = 0.0
     flow: float = 0.0
@@ -42,6 +44,7 @@ class StageTimes:
     upsample: float = 0.0
     crf: float = 0.0
     write: float = 0.0
+    wait: float = 0.0  # the network's thread blocked for prefetched input
 
     def add(self, stage: str, seconds: float) -> None:
         setattr(self, stage, getattr(self, stage) + seconds)

@@ -27,7 +27,9 @@ from lvo_tf import io_utils, perf
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/bench", "Where JSON and Markdown go.")
 _SECTIONS = flags.DEFINE_list(
-    "sections", ["convgru", "stages", "pipeline", "export"], "Which benchmarks to run."
+    "sections",
+    ["convgru", "stages", "segment", "pipeline", "export", "training"],
+    "Which benchmarks to run.",
 )
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (median).", lower_bound=1)
 

@@ -46,6 +46,13 @@ def test_runner_composes_to_the_model(runner, rng):
     feats = runner.features(x["frames"][0], x["flow"][0])
     probs = runner.upsample(runner.coarse(feats), x["frames"][0])
     np.testing.assert_allclose(probs, np.asarray(runner.model(x))[0, ..., 0], atol=1e-5)
+    # The streams in batches of 3 frames (3 + 1 here) give the same features.
+    chunked = LVORunner(runner.model, stream_batch=3)
+    np.testing.assert_allclose(
+        chunked.features(x["frames"][0], x["flow"][0]), feats, rtol=1e-5, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="stream_batch must be >= 1"):
+        LVORunner(runner.model, stream_batch=0)
 
 
 def _stream(runner, x, window, overlap):

@@ -51,10 +51,17 @@ class StageTimes:
 
 
 class LVORunner:
-    """Compiled pieces of an LVO model, each with a fully dynamic signature."""
+    """Compiled pieces of an LVO model, each with a fully dynamic signature.
 
-    def __init__(self, model: keras.Model):
+    The streams run on `stream_batch` frames at a time (time folded into
+    batch): large enough for full-speed convolutions, small enough that a
+    window of full-size frames does not hold all its activations at once."""
+
+    def __init__(self, model: keras.Model, stream_batch: int = 8):
+        if stream_batch < 1:
+            raise ValueError(f"stream_batch must be >= 1; got {stream_batch}")
         self.model = model
+        self.stream_batch = stream_batch
         streams = model.get_layer("streams")
         memory = model.get_layer("memory")
         self.memory = memory
@@ -92,7 +99,12 @@ class LVORunner:
 
     def features(self, frames: np.ndarray, flow: np.ndarray) -> np.ndarray:
         """[T, H, W, 3], [T, H, W, 2] -> [T, h, w, C] float32."""
-        return np.asarray(self._streams(frames[None], flow[None]))[0]
+        b = self.stream_batch
+        parts = [
+            np.asarray(self._streams(frames[None, s : s + b], flow[None, s : s + b]))[0]
+            for s in range(0, len(frames), b)
+        ]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def coarse(self, features: np.ndarray) -> np.ndarray:
         """Memory + head over one clip: [T, h, w, C] -> [T, h, w, 1]."""
@@ -183,13 +195,17 @@ def segment_windows(
         for t in [t for t in list(cache) if t < s]:
             del cache[t]
         todo = [t for t in range(s, end) if t not in cache]
-        if todo:  # the callbacks time reading and flow themselves
-            flows = np.stack([flow(t) for t in todo])
-            images = np.stack([frame(t) for t in todo])
+        # The streams run on `stream_batch` frames at a time as their inputs
+        # arrive, so a prefetcher prepares the next ones meanwhile (the
+        # callbacks time reading and flow themselves).
+        for c in range(0, len(todo), runner.stream_batch):
+            part = todo[c : c + runner.stream_batch]
+            flows = np.stack([flow(t) for t in part])
+            images = np.stack([frame(t) for t in part])
             t1 = time.perf_counter()
             feats = runner.features(images, flows)
             times.add("streams", time.perf_counter() - t1)
-            cache.update(zip(todo, feats, strict=True))
+            cache.update(zip(part, feats, strict=True))
         t0 = time.perf_counter()
         coarse = runner.coarse(np.stack([cache[t] for t in range(s, end)]))
         times.add("memory", time.perf_counter() - t0)

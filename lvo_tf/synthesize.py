@@ -27,6 +27,23 @@ _FRAMES = flags.DEFINE_integer("frames", 20, "Frames per video.", lower_bound=1)
 _HEIGHT = flags.DEFINE_integer("height", 240, "Frame height.", lower_bound=16)
 _WIDTH = flags.DEFINE_integer("width", 427, "Frame width.", lower_bound=16)
 _MAX_OBJECTS = flags.DEFINE_integer("max_objects", 2, "Foreground objects, at most.", lower_bound=1)
+_DEFAULT_WORLD = synthetic.WorldConfig()
+_OBJECT_AREA = flags.DEFINE_list(
+    "object_area",
+    [str(v) for v in _DEFAULT_WORLD.object_area],
+    "'lo,hi': each object's area as a fraction of the frame, drawn uniformly.",
+)
+_OBJECT_SPEED = flags.DEFINE_list(
+    "object_speed",
+    [str(v) for v in _DEFAULT_WORLD.object_speed],
+    "'lo,hi': each object's speed in pixels per frame, drawn uniformly.",
+)
+_CAMERA_SPEED = flags.DEFINE_float(
+    "camera_speed",
+    _DEFAULT_WORLD.camera_speed,
+    "The camera's largest translation in pixels per frame.",
+    lower_bound=0.0,
+)
 _VAL_FRACTION = flags.DEFINE_float(
     "val_fraction", 0.1, "Fraction of videos in the val split.", lower_bound=0.0, upper_bound=1.0
 )
@@ -43,6 +60,20 @@ def _make(args):
     return name, config.frames
 
 
+def _range(name: str, values: list[str], upper: float | None = None) -> tuple[float, float]:
+    """A validated `--name=lo,hi` flag: two numbers, 0 < lo <= hi (<= upper)."""
+    try:
+        lo, hi = (float(v) for v in values)
+    except ValueError:
+        raise app.UsageError(
+            f"--{name} must be 'lo,hi' (two numbers); got {','.join(values)}"
+        ) from None
+    if not 0 < lo <= hi or (upper is not None and hi > upper):
+        bound = f" <= {upper}" if upper is not None else ""
+        raise app.UsageError(f"--{name} must satisfy 0 < lo <= hi{bound}; got {lo},{hi}")
+    return lo, hi
+
+
 def main(argv):
     del argv
     config = synthetic.WorldConfig(
@@ -50,6 +81,9 @@ def main(argv):
         width=_WIDTH.value,
         frames=_FRAMES.value,
         max_objects=_MAX_OBJECTS.value,
+        object_area=_range("object_area", _OBJECT_AREA.value, upper=1.0),
+        object_speed=_range("object_speed", _OBJECT_SPEED.value),
+        camera_speed=_CAMERA_SPEED.value,
     )
     root, n = _OUTPUT_DIR.value, _NUM_VIDEOS.value
     jobs = [(root, i, _SEED.value, config) for i in range(n)]

@@ -187,3 +187,39 @@ def test_synthesize_binary_writes_readable_dataset(tmp_path):
     stamp = os.path.getmtime(root / "JPEGImages" / "480p" / "synth00001" / "00000.jpg")
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     assert os.path.getmtime(root / "JPEGImages" / "480p" / "synth00001" / "00000.jpg") == stamp
+
+
+def test_synthesize_world_flags(tmp_path):
+    """--camera_speed, --object_area and --object_speed reach the world: the
+    written video is the one rendered with that config, and the settings
+    are recorded; bad ranges fail before any work, naming the flag."""
+    root = tmp_path / "world"
+    base = [sys.executable, "-m", "lvo_tf.synthesize", f"--output_dir={root}", "--num_videos=2"]
+    base += ["--frames=4", "--height=48", "--width=64", "--val_fraction=0.5", "--workers=1"]
+    world = ["--camera_speed=12", "--object_area=0.05,0.1", "--object_speed=1,2"]
+    proc = subprocess.run(base + world, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    settings = json.loads((root / "synthesize.json").read_text())
+    assert settings["camera_speed"] == 12.0
+    assert settings["object_area"] == [0.05, 0.1] and settings["object_speed"] == [1.0, 2.0]
+    config = synthetic.WorldConfig(
+        height=48, width=64, frames=4, camera_speed=12.0, object_area=(0.05, 0.1),
+        object_speed=(1.0, 2.0),
+    )  # fmt: skip
+    expected = synthetic.render_video(synthetic.video_rng(0, 1), config)
+    meta = json.loads((root / "Meta" / "synth00001.json").read_text())
+    assert meta == json.loads(json.dumps(expected.meta))
+    default = synthetic.render_video(
+        synthetic.video_rng(0, 1), synthetic.WorldConfig(height=48, width=64, frames=4)
+    )
+    assert meta != json.loads(json.dumps(default.meta))
+    for flag, message in [
+        ("--object_area=0.5,0.1", "--object_area must satisfy 0 < lo <= hi <= 1.0"),
+        ("--object_speed=fast", "--object_speed must be 'lo,hi'"),
+        ("--camera_speed=-1", "camera_speed"),
+    ]:
+        bad = subprocess.run(
+            base + [flag] + [f"--output_dir={tmp_path / 'bad'}"], capture_output=True, text=True
+        )
+        assert bad.returncode != 0 and message in bad.stderr, bad.stderr[-1000:]
+        assert "Traceback" not in bad.stderr and not (tmp_path / "bad").exists()

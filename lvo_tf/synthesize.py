@@ -17,7 +17,7 @@ import time
 
 from absl import app, flags, logging
 
-from lvo_tf import io_utils
+from lvo_tf import flag_values, io_utils
 from lvo_tf.data import synthetic
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Dataset root to write.")
@@ -61,13 +61,11 @@ def _make(args):
 
 
 def _range(name: str, values: list[str], upper: float | None = None) -> tuple[float, float]:
-    """A validated `--name=lo,hi` flag: two numbers, 0 < lo <= hi (<= upper)."""
+    """A validated `--name=lo,hi` flag: 0 < lo <= hi (<= upper)."""
     try:
-        lo, hi = (float(v) for v in values)
-    except ValueError:
-        raise app.UsageError(
-            f"--{name} must be 'lo,hi' (two numbers); got {','.join(values)}"
-        ) from None
+        lo, hi = flag_values.parse_pair("--" + name, values)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
     if not 0 < lo <= hi or (upper is not None and hi > upper):
         bound = f" <= {upper}" if upper is not None else ""
         raise app.UsageError(f"--{name} must satisfy 0 < lo <= hi{bound}; got {lo},{hi}")

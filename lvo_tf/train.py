@@ -20,6 +20,7 @@ see lvo_tf/training/memory_trainer.py.
 
 from absl import app, flags, logging
 
+from lvo_tf import flag_values
 from lvo_tf.training import loop, memory_trainer
 
 _FEATURE_DIR = flags.DEFINE_string("feature_dir", None, "Training feature cache.")
@@ -70,7 +71,7 @@ def main(argv):
     del argv
     try:
         loop_values = loop.loop_flag_values(_LOOP)
-        motion_gain = loop.parse_pair("motion_gain", _MOTION_GAIN.value)
+        motion_gain = flag_values.parse_pair("motion_gain", _MOTION_GAIN.value)
     except ValueError as e:
         raise app.UsageError(str(e)) from None
     config = memory_trainer.TrainConfig(

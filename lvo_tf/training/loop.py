@@ -20,6 +20,7 @@ import tensorflow as tf
 from absl import logging
 
 from lvo_tf import io_utils
+from lvo_tf.flag_values import parse_crop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,28 +74,6 @@ def loop_flag_values(holders: dict) -> dict:
     values = {name: holder.value for name, holder in holders.items()}
     values["crop"] = parse_crop(values["crop"])
     return values
-
-
-def parse_crop(values: list[str] | None) -> tuple[int, int] | None:
-    """The value of a `--crop=h,w` list flag; None when not given."""
-    if not values:
-        return None
-    try:
-        h, w = (int(v) for v in values)
-    except ValueError:
-        raise ValueError(f"--crop must be 'h,w' (two integers); got {','.join(values)}") from None
-    return h, w
-
-
-def parse_pair(name: str, values: list[str] | None) -> tuple[float, float] | None:
-    """The value of a `--name=lo,hi` list flag of two numbers; None when not given."""
-    if not values:
-        return None
-    try:
-        lo, hi = (float(v) for v in values)
-    except ValueError:
-        raise ValueError(f"{name} must be 'lo,hi' (two numbers); got {','.join(values)}") from None
-    return lo, hi
 
 
 def require_positive(config, *names: str) -> None:

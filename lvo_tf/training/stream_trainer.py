@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from lvo_tf import flag_values
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data.pipeline import AppearanceSource, MotionSource, example_dataset
 from lvo_tf.evaluation import davis_metrics
@@ -227,7 +228,9 @@ def config_from_flags(holders: dict, stream: str) -> StreamTrainConfig:
     """The validated config of a stream binary; ValueError names a bad flag."""
     values = {k: h.value for k, h in holders.items() if k != "loop"}
     if "flow_scale_range" in values:
-        values["flow_scale_range"] = loop.parse_pair("flow_scale_range", values["flow_scale_range"])
+        values["flow_scale_range"] = flag_values.parse_pair(
+            "flow_scale_range", values["flow_scale_range"]
+        )
     config = StreamTrainConfig(**loop.loop_flag_values(holders["loop"]), **values, stream=stream)
     config.validate()
     return config

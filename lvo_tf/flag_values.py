@@ -1,4 +1,5 @@
-"""Values of the binaries' two-number list flags (`--crop=h,w`, `--x=lo,hi`).
+"""Values of two-number settings: the binaries' list flags (`--crop=h,w`,
+`--x=lo,hi`) and the check of a (lo, hi) range.
 
 Free of TensorFlow, so light binaries (synthesize) can use it too."""
 
@@ -22,6 +23,14 @@ def parse_pair(
     except ValueError:
         raise ValueError(f"{name} must be {form}; got {','.join(values)}") from None
     return a, b
+
+
+def check_range(name: str, pair: tuple[float, float], upper: float | None = None) -> None:
+    """ValueError naming `name` unless its (lo, hi) has 0 < lo <= hi (<= upper)."""
+    lo, hi = pair
+    if not 0 < lo <= hi or (upper is not None and hi > upper):
+        bound = f" <= {upper}" if upper is not None else ""
+        raise ValueError(f"{name} must be 0 < lo <= hi{bound}; got {lo},{hi}")
 
 
 def parse_crop(values: list[str] | None) -> tuple[int, int] | None:

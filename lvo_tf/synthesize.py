@@ -63,13 +63,11 @@ def _make(args):
 def _range(name: str, values: list[str], upper: float | None = None) -> tuple[float, float]:
     """A validated `--name=lo,hi` flag: 0 < lo <= hi (<= upper)."""
     try:
-        lo, hi = flag_values.parse_pair("--" + name, values)
+        pair = flag_values.parse_pair("--" + name, values)
+        flag_values.check_range("--" + name, pair, upper)
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-    if not 0 < lo <= hi or (upper is not None and hi > upper):
-        bound = f" <= {upper}" if upper is not None else ""
-        raise app.UsageError(f"--{name} must satisfy 0 < lo <= hi{bound}; got {lo},{hi}")
-    return lo, hi
+    return pair
 
 
 def main(argv):

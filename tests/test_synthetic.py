@@ -214,7 +214,7 @@ def test_synthesize_world_flags(tmp_path):
     )
     assert meta != json.loads(json.dumps(default.meta))
     for flag, message in [
-        ("--object_area=0.5,0.1", "--object_area must satisfy 0 < lo <= hi <= 1.0"),
+        ("--object_area=0.5,0.1", "--object_area must be 0 < lo <= hi <= 1.0"),
         ("--object_speed=fast", "--object_speed must be 'lo,hi'"),
         ("--camera_speed=-1", "camera_speed"),
     ]:

@@ -33,6 +33,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from lvo_tf import flag_values
+
 NO_AUGMENT, STOP, STATIC_START = 0, 1, 2
 
 
@@ -49,8 +51,8 @@ class ClipConfig:
     motion_gain: tuple[float, float] | None = None
 
     def __post_init__(self):
-        if self.motion_gain is not None and not 0 < self.motion_gain[0] <= self.motion_gain[1]:
-            raise ValueError(f"motion_gain must be 0 < lo <= hi; got {self.motion_gain}")
+        if self.motion_gain is not None:
+            flag_values.check_range("motion_gain", self.motion_gain)
         if self.clip_length < 1:
             raise ValueError(f"clip_length must be >= 1; got {self.clip_length}")
         if not 0.0 <= self.stop_and_go <= 1.0:

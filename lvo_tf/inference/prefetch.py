@@ -29,22 +29,50 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
-class Prefetcher(Generic[T]):
+class _KeptInputs(Generic[T]):
+    """What both ways of preparing inputs share: items prepared in order,
+    only the last `keep` kept, bounds checked, used as a context manager."""
+
+    def __init__(self, prepare: Callable[[int], T], length: int, keep: int = 64):
+        self._prepare = prepare
+        self._length = length
+        self._keep = keep
+        self._items: dict[int, T] = {}
+        self._next = 0  # the next index to prepare
+        self.wait_seconds = 0.0
+
+    def _check(self, t: int) -> None:
+        if not 0 <= t < self._length:
+            raise IndexError(f"frame {t} outside the video's {self._length} frames")
+
+    def _store(self, t: int, item: T) -> None:
+        """Keeps item t (the next index) and drops those older than `keep`."""
+        self._items[t] = item
+        self._next = t + 1
+        for old in [k for k in self._items if k < self._next - self._keep]:
+            del self._items[old]
+
+    def close(self) -> None:
+        self._items.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Prefetcher(_KeptInputs[T]):
     def __init__(self, prepare: Callable[[int], T], length: int, ahead: int = 32, keep: int = 64):
         if not 1 <= ahead < keep:
             raise ValueError(f"need 1 <= ahead < keep; got ahead={ahead}, keep={keep}")
-        self._prepare = prepare
-        self._length = length
+        super().__init__(prepare, length, keep)
         self._ahead = ahead
-        self._keep = keep
-        self._items: dict[int, T] = {}
-        self._next = 0  # the next index the worker prepares
         self._asked = -1  # the highest index asked for
         self._error: BaseException | None = None
         self._closed = False
         self._cond = threading.Condition()
         self._prepare_lock = threading.Lock()  # prepare() never runs twice at once
-        self.wait_seconds = 0.0
         self._thread = threading.Thread(target=self._work, name="lvo-prefetch", daemon=True)
         self._thread.start()
 
@@ -65,15 +93,11 @@ class Prefetcher(Generic[T]):
                     self._cond.notify_all()
                 return
             with self._cond:
-                self._items[t] = item
-                self._next = t + 1
-                for old in [k for k in self._items if k < self._next - self._keep]:
-                    del self._items[old]
+                self._store(t, item)
                 self._cond.notify_all()
 
     def get(self, t: int) -> T:
-        if not 0 <= t < self._length:
-            raise IndexError(f"frame {t} outside the video's {self._length} frames")
+        self._check(t)
         with self._cond:
             if t > self._asked:
                 self._asked = t
@@ -96,46 +120,22 @@ class Prefetcher(Generic[T]):
             self._closed = True
             self._cond.notify_all()
         self._thread.join()
-
-    def __enter__(self) -> Prefetcher[T]:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().close()
 
 
-class InlineInputs(Generic[T]):
+class InlineInputs(_KeptInputs[T]):
     """`Prefetcher`'s interface with no thread: `get(t)` prepares every index
     up to t in order on the caller's thread (and `wait_seconds` is that
     time), keeping the last `keep`."""
 
-    def __init__(self, prepare: Callable[[int], T], length: int, keep: int = 64):
-        self._prepare, self._length, self._keep = prepare, length, keep
-        self._items: dict[int, T] = {}
-        self._next = 0
-        self.wait_seconds = 0.0
-
     def get(self, t: int) -> T:
-        if not 0 <= t < self._length:
-            raise IndexError(f"frame {t} outside the video's {self._length} frames")
+        self._check(t)
         start = time.perf_counter()
         if t < self._next - self._keep:
             item = self._prepare(t)
         else:
             while self._next <= t:
-                self._items[self._next] = self._prepare(self._next)
-                self._next += 1
-                for old in [k for k in self._items if k < self._next - self._keep]:
-                    del self._items[old]
+                self._store(self._next, self._prepare(self._next))
             item = self._items[t]
         self.wait_seconds += time.perf_counter() - start
         return item
-
-    def close(self) -> None:
-        self._items.clear()
-
-    def __enter__(self) -> InlineInputs[T]:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from lvo_tf import flag_values
 from lvo_tf.data.features import STREAMS, stream_mask
 from lvo_tf.data.pipeline import ClipConfig, FeatureSource, clip_dataset
 from lvo_tf.evaluation import davis_metrics
@@ -83,8 +84,7 @@ class TrainConfig:
         if self.motion_gain is not None:
             if self.data_root:
                 raise ValueError("motion_gain: applies to cached features only")
-            if not 0 < self.motion_gain[0] <= self.motion_gain[1]:
-                raise ValueError(f"motion_gain must be 0 < lo <= hi; got {self.motion_gain}")
+            flag_values.check_range("motion_gain", self.motion_gain)
         if self.streams != "both" and self.data_root:
             raise ValueError("streams: one-stream ablations train on cached features only")
         if (self.feature_dir is None) == (self.data_root is None):

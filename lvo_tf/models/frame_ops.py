@@ -40,16 +40,59 @@ class CaffePreprocess(keras.layers.Layer):
         return {**super().get_config(), "scale": self.scale}
 
 
-def camera_flow(flow, iterations: int = 5, min_scale: float = 0.5):
-    """The camera's part of optical flow: a robust affine fit per frame.
+# Motion models of the camera's flow: the basis functions of x and y (both in
+# [-1, 1] over the frame) that u and v are fitted with. "quadratic" contains
+# the 8-parameter planar (pseudo-perspective) model, so it follows fast pans
+# and perspective that an affine field cannot.
+CAMERA_MODELS = {"affine": 3, "quadratic": 6}
 
-    Fits u = a0 + a1 x + a2 y and v = b0 + b1 x + b2 y (x, y in [-1, 1] over
-    the frame) by iteratively reweighted least squares with Cauchy weights
-    w = 1 / (1 + |r|^2 / c^2), where r is the residual of the previous fit and
-    c its weighted RMS (at least `min_scale` pixels). Independently moving
-    objects, a minority of pixels, are down-weighted, so the fit follows the
-    background. The 3x3 normal equations are solved in closed form (no
-    matrix ops, so it exports to ONNX).
+
+def _camera_basis(x, y, model: str):
+    basis = [tf.ones_like(x), x, y]
+    if model == "quadratic":
+        basis += [x * x, x * y, y * y]
+    return basis
+
+
+def _solve_spd(a, b):
+    """Solves A c = b for small symmetric positive definite systems given as
+    nested lists of tensors (a[i][j], b[i] broadcastable), by an unrolled
+    Cholesky factorisation: elementwise ops only, so it exports to ONNX."""
+    k = len(b)
+    low = [[None] * k for _ in range(k)]
+    for i in range(k):
+        for j in range(i + 1):
+            acc = a[i][j] - sum((low[i][m] * low[j][m] for m in range(j)), tf.zeros_like(a[i][j]))
+            if i == j:
+                low[i][i] = tf.sqrt(tf.maximum(acc, 1e-12))
+            else:
+                low[i][j] = acc / low[j][j]
+    z = [None] * k
+    for i in range(k):
+        z[i] = (b[i] - sum((low[i][m] * z[m] for m in range(i)), tf.zeros_like(b[i]))) / low[i][i]
+    c = [None] * k
+    for i in reversed(range(k)):
+        rest = sum((low[m][i] * c[m] for m in range(i + 1, k)), tf.zeros_like(b[i]))
+        c[i] = (z[i] - rest) / low[i][i]
+    return c
+
+
+def camera_flow(
+    flow, iterations: int = 5, min_scale: float = 0.5, model: str = "affine", stride: int = 1
+):
+    """The camera's part of optical flow: a robust parametric fit per frame.
+
+    `model="affine"` fits u = a0 + a1 x + a2 y (and v alike); `"quadratic"`
+    adds x^2, xy and y^2 terms (it contains the planar-scene perspective
+    model). x, y are in [-1, 1] over the frame. The fit is iteratively
+    reweighted least squares with Cauchy weights w = 1 / (1 + |r|^2 / c^2),
+    where r is the residual of the previous fit and c its weighted RMS (at
+    least `min_scale` pixels): independently moving objects, a minority of
+    pixels, are down-weighted, so the fit follows the background. The normal
+    equations are solved by an unrolled Cholesky factorisation (no matrix
+    ops, so it exports to ONNX). The fit uses every `stride`-th pixel in each
+    direction (a smooth 3- or 6-parameter field needs few; stride 4 is 16x
+    less work) and the fitted field is evaluated at every pixel.
 
     Args:
         flow: [N, H, W, 2] float32 flow in pixels.
@@ -57,6 +100,10 @@ def camera_flow(flow, iterations: int = 5, min_scale: float = 0.5):
     Returns:
         [N, H, W, 2] the fitted camera flow.
     """
+    if model not in CAMERA_MODELS:
+        raise ValueError(f"camera model must be one of {sorted(CAMERA_MODELS)}; got {model!r}")
+    if not (isinstance(stride, int) and stride >= 1):
+        raise ValueError(f"camera fit stride must be a positive integer; got {stride!r}")
     shape = tf.shape(flow)
     h, w = shape[1], shape[2]
 
@@ -64,37 +111,49 @@ def camera_flow(flow, iterations: int = 5, min_scale: float = 0.5):
         n_f = tf.cast(n, tf.float32)
         return tf.cast(tf.range(n), tf.float32) * (2.0 / tf.maximum(n_f - 1.0, 1.0)) - 1.0
 
-    x = tf.broadcast_to(axis(w)[None, :], tf.stack([h, w]))[None, :, :, None]
-    y = tf.broadcast_to(axis(h)[:, None], tf.stack([h, w]))[None, :, :, None]
-    weights = tf.ones_like(flow[..., :1])
-    fitted = tf.zeros_like(flow)
+    def grid(ax, ay):
+        size = tf.stack([tf.shape(ay)[0], tf.shape(ax)[0]])
+        x = tf.broadcast_to(ax[None, :], size)[None, :, :, None]
+        y = tf.broadcast_to(ay[:, None], size)[None, :, :, None]
+        return _camera_basis(x, y, model)
+
+    full_x, full_y = axis(w), axis(h)
+    basis = grid(full_x[::stride], full_y[::stride])  # the pixels the fit uses
+    sample = flow[:, ::stride, ::stride]
+    k = len(basis)
+    weights = tf.ones_like(sample[..., :1])
 
     def total(t):
         return tf.reduce_sum(t, axis=[1, 2], keepdims=True)
 
     for _ in range(iterations):
         weights = weights / total(weights)  # weighted means keep the system well scaled
-        s1, sx, sy = total(weights), total(weights * x), total(weights * y)
-        sxx, sxy, syy = total(weights * x * x), total(weights * x * y), total(weights * y * y)
-        # Inverse of the symmetric [[s1, sx, sy], [sx, sxx, sxy], [sy, sxy, syy]]
-        # by cofactors; each t* is [N, 1, 1, 2] (u and v together).
-        c00 = sxx * syy - sxy * sxy
-        c01 = sy * sxy - sx * syy
-        c02 = sx * sxy - sy * sxx
-        c11 = s1 * syy - sy * sy
-        c12 = sx * sy - s1 * sxy
-        c22 = s1 * sxx - sx * sx
-        det = s1 * c00 + sx * c01 + sy * c02
-        det = tf.where(tf.abs(det) < 1e-9, tf.ones_like(det) * 1e-9, det)
-        t0, tx, ty = total(weights * flow), total(weights * x * flow), total(weights * y * flow)
-        a0 = (c00 * t0 + c01 * tx + c02 * ty) / det
-        a1 = (c01 * t0 + c11 * tx + c12 * ty) / det
-        a2 = (c02 * t0 + c12 * tx + c22 * ty) / det
-        fitted = a0 + a1 * x + a2 * y
-        r2 = tf.reduce_sum(tf.square(flow - fitted), axis=-1, keepdims=True)
+        weighted = [weights * f for f in basis]
+        # Normal equations; each entry [N, 1, 1, 1], right-hand sides [N, 1, 1, 2]
+        # (u and v share the matrix). A tiny ridge keeps degenerate frames finite.
+        a = [[None] * k for _ in range(k)]
+        for i in range(k):
+            for j in range(i + 1):
+                a[i][j] = a[j][i] = total(weighted[i] * basis[j]) + (1e-6 if i == j else 0.0)
+        coefficients = _solve_spd(a, [total(wf * sample) for wf in weighted])
+        fitted = sum(c * f for c, f in zip(coefficients, basis, strict=True))
+        r2 = tf.reduce_sum(tf.square(sample - fitted), axis=-1, keepdims=True)
         c2 = tf.maximum(total(weights * r2), min_scale**2)
         weights = 1.0 / (1.0 + r2 / c2)
-    return fitted
+    return sum(c * f for c, f in zip(coefficients, grid(full_x, full_y), strict=True))
+
+
+def residual_percentile(residual, fraction: float = 0.01):
+    """Per frame, the magnitude that `fraction` of the pixels' residual flow
+    reaches or exceeds (0.01: the 99th percentile), [N, 1, 1, 1]: the value
+    of the k-th largest magnitude, k = ceil(fraction * H * W) (TopK, which
+    exports to ONNX)."""
+    magnitude = tf.sqrt(tf.reduce_sum(tf.square(residual), axis=-1))
+    flat = tf.reshape(magnitude, tf.stack([tf.shape(magnitude)[0], -1]))
+    pixels = tf.cast(tf.shape(flat)[1], tf.float32)
+    k = tf.maximum(tf.cast(tf.math.ceil(fraction * pixels), tf.int32), 1)
+    top = tf.math.top_k(flat, k=k, sorted=True).values
+    return top[:, -1][:, None, None, None]
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -104,14 +163,34 @@ class FlowEncoding(keras.layers.Layer):
     `"uv"`: (u, v) / scale. `"angle_magnitude"`: (cos a, sin a, |f| / scale),
     with (cos a, sin a) = (1, 0) where the flow is zero. `"uv_residual"`:
     (u, v, u - u_cam, v - v_cam) / scale, where (u_cam, v_cam) is the camera's
-    flow as `camera_flow` estimates it: the flow that is left is what moves
-    independently of the camera (or shows parallax). `"residual"`: only
-    (u - u_cam, v - v_cam) / scale.
+    flow as `camera_flow` estimates it with `camera_model`: the flow that is
+    left is what moves independently of the camera (or shows parallax).
+    `"residual"`: only (u - u_cam, v - v_cam) / scale.
+
+    Gain control (`peak` > 0, residual representations only): before the
+    division by `scale`, each frame's residual is multiplied by
+    peak / max(p99, MIN_PEAK), p99 being its 99th-percentile magnitude, so
+    the frame's strongest independent motion is about `peak` pixels whether
+    the object moves 1 pixel a frame or 20 (a per-frame gain, as a threshold
+    that adapts to each frame does); frames whose residual is under
+    MIN_PEAK everywhere (no mover, flow noise) are amplified at most
+    peak / MIN_PEAK times. `camera_stride`: the camera fit uses every
+    `camera_stride`-th pixel in each direction (see `camera_flow`).
     """
 
     REPRESENTATIONS = ("uv", "angle_magnitude", "uv_residual", "residual")
+    PEAK_FRACTION = 0.01  # gain control: the 99th-percentile magnitude
+    MIN_PEAK = 0.3  # pixels
 
-    def __init__(self, representation: str = "uv", scale: float = 20.0, **kwargs):
+    def __init__(
+        self,
+        representation: str = "uv",
+        scale: float = 20.0,
+        camera_model: str = "affine",
+        peak: float = 0.0,
+        camera_stride: int = 1,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if representation not in self.REPRESENTATIONS:
             raise ValueError(
@@ -119,15 +198,37 @@ class FlowEncoding(keras.layers.Layer):
             )
         if not scale > 0:
             raise ValueError(f"flow scale must be positive; got {scale}")
+        if camera_model not in CAMERA_MODELS:
+            raise ValueError(
+                f"camera model must be one of {sorted(CAMERA_MODELS)}; got {camera_model!r}"
+            )
+        if not peak >= 0:
+            raise ValueError(f"flow peak must be >= 0 pixels (0: no gain control); got {peak}")
+        if peak and representation not in ("uv_residual", "residual"):
+            raise ValueError(
+                f"gain control (peak={peak}) needs a residual representation; "
+                f"got {representation!r}"
+            )
         self.representation = representation
         self.scale = float(scale)
+        self.camera_model = camera_model
+        self.peak = float(peak)
+        if not (isinstance(camera_stride, int) and camera_stride >= 1):
+            raise ValueError(f"camera fit stride must be a positive integer; got {camera_stride!r}")
+        self.camera_stride = camera_stride
 
     def call(self, flow):
         flow = tf.cast(flow, self.compute_dtype)
         if self.representation == "uv":
             return flow / self.scale
         if self.representation in ("uv_residual", "residual"):
-            residual = tf.cast(flow - camera_flow(tf.cast(flow, tf.float32)), flow.dtype)
+            flow32 = tf.cast(flow, tf.float32)
+            camera = camera_flow(flow32, model=self.camera_model, stride=self.camera_stride)
+            residual = flow32 - camera
+            if self.peak:
+                p99 = residual_percentile(residual, self.PEAK_FRACTION)
+                residual = residual * (self.peak / tf.maximum(p99, self.MIN_PEAK))
+            residual = tf.cast(residual, flow.dtype)
             if self.representation == "residual":
                 return residual / self.scale
             return tf.concat([flow, residual], axis=-1) / self.scale
@@ -140,12 +241,24 @@ class FlowEncoding(keras.layers.Layer):
         return tf.stack([cos, sin, magnitude / self.scale], axis=-1)
 
     def compute_output_shape(self, input_shape):
-        channels = {"uv": 2, "angle_magnitude": 3, "uv_residual": 4, "residual": 2}
+        channels = {
+            "uv": 2,
+            "angle_magnitude": 3,
+            "uv_residual": 4,
+            "residual": 2,
+        }
         channels = channels[self.representation]
         return tuple(input_shape[:-1]) + (channels,)
 
     def get_config(self):
-        return {**super().get_config(), "representation": self.representation, "scale": self.scale}
+        return {
+            **super().get_config(),
+            "representation": self.representation,
+            "scale": self.scale,
+            "camera_model": self.camera_model,
+            "peak": self.peak,
+            "camera_stride": self.camera_stride,
+        }
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -36,6 +36,19 @@ class LVOConfig:
         flow_representation: `"uv"`, `"angle_magnitude"`, `"uv_residual"` or
             `"residual"` (see `FlowEncoding`).
         flow_scale: Pixels of flow that map to 1.0 in MP-Net's input.
+        camera_model: How the residual representations estimate the camera's
+            flow: `"affine"` or `"quadratic"` (see `camera_flow`).
+        camera_stride: The camera fit uses every `camera_stride`-th pixel in
+            each direction (1: all; 4 is 5x faster for a quadratic fit and
+            as accurate).
+        flow_peak: Gain control on the residual (pixels; 0: off): each frame's
+            residual is scaled so its 99th-percentile magnitude is this many
+            pixels (see `FlowEncoding`). MP-Net is trained without it, on
+            residuals at their own scale under random scaling
+            (`train_mpnet --flow_scale_range`); the gain maps every frame
+            into the middle of that range. The synthetic training flow's
+            median 99th-percentile residual is 4.4 pixels (quadratic camera;
+            4.8 affine), so 5.0 is the value to try.
         memory_filters: ConvGRU channels per direction.
         memory_kernel: ConvGRU kernel size.
         memory_type: `"bidirectional"` (the paper: forward and backward
@@ -51,6 +64,9 @@ class LVOConfig:
     motion_width: float = 1.0
     flow_representation: str = "uv"
     flow_scale: float = 20.0
+    camera_model: str = "affine"
+    camera_stride: int = 1
+    flow_peak: float = 0.0
     memory_filters: int = 64
     memory_kernel: int = 7
     memory_type: str = "bidirectional"
@@ -127,7 +143,13 @@ def build_appearance_classifier(config: LVOConfig | str) -> tuple[keras.Model, k
 
 def build_motion(config: LVOConfig) -> keras.Model:
     return build_mpnet(
-        config.motion_width, config.flow_representation, config.flow_scale, name="motion"
+        config.motion_width,
+        config.flow_representation,
+        config.flow_scale,
+        name="motion",
+        camera_model=config.camera_model,
+        flow_peak=config.flow_peak,
+        camera_stride=config.camera_stride,
     )
 
 

@@ -32,6 +32,9 @@ def build_mpnet(
     representation: str = "uv",
     flow_scale: float = 20.0,
     name: str = "mpnet",
+    camera_model: str = "affine",
+    flow_peak: float = 0.0,
+    camera_stride: int = 1,
 ) -> keras.Model:
     """MP-Net (Tokmakov et al., CVPR 2017): encoder-decoder over optical flow.
 
@@ -40,8 +43,10 @@ def build_mpnet(
     - flow encoding (`FlowEncoding`): `representation="uv"` gives
       (u, v) / flow_scale; `"angle_magnitude"` gives (cos a, sin a,
       |flow| / flow_scale), the angle as a unit vector so it does not wrap;
-      `"uv_residual"` adds the flow left after a robust affine fit of the
-      camera's flow (`camera_flow`), 4 channels.
+      `"uv_residual"` adds the flow left after a robust fit of the
+      camera's flow (`camera_flow`, affine or quadratic), 4 channels;
+      `"residual"` is that residual alone; `flow_peak` > 0 adds a per-frame
+      gain on it (see `FlowEncoding`).
     - encoder: enc1 32, enc2 64, enc3 128, enc4 256, enc5 512; each two 3x3
       convs with ReLU, a 2x2 max-pool between stages (enc5 is at 1/16).
     - decoder: dec4 = 4x4 stride-2 up-convolution of enc5 to 256, concat
@@ -54,9 +59,13 @@ def build_mpnet(
 
     Args:
         width: Channel multiplier.
-        representation: `"uv"`, `"angle_magnitude"` or `"uv_residual"`.
+        representation: One of `FlowEncoding.REPRESENTATIONS`.
         flow_scale: Pixels of flow that map to 1.0.
         name: Model name.
+        camera_model: `"affine"` or `"quadratic"` (`camera_flow`).
+        flow_peak: Gain control: pixels the 99th-percentile residual of each
+            frame is scaled to (0: off).
+        camera_stride: The camera fit uses every `camera_stride`-th pixel.
 
     Input shape:
         [N, H, W, 2] flow in pixels (u to the right, v down), t -> t+1.
@@ -65,7 +74,14 @@ def build_mpnet(
         [N, H/4, W/4, 1] motion probability.
     """
     flow = keras.Input((None, None, 2), name="flow")
-    x = FlowEncoding(representation, flow_scale, name="flow_encoding")(flow)
+    x = FlowEncoding(
+        representation,
+        flow_scale,
+        camera_model,
+        flow_peak,
+        camera_stride=camera_stride,
+        name="flow_encoding",
+    )(flow)
     skips = {}
     for i, (stage, channels) in enumerate(ENCODER):
         if i:

@@ -148,7 +148,10 @@ def train(config: StreamTrainConfig) -> dict:
 
     def build():
         if config.stream == "motion":
-            model = build_motion(resolve_config(config.preset))
+            # Trained on residuals at their own scale, under random scaling
+            # (flow_scale_range), without the preset's per-frame gain, which
+            # maps each frame into that range at inference (LVOConfig.flow_peak).
+            model = build_motion(resolve_config(config.preset).replace(flow_peak=0.0))
         else:
             model, built["appearance"] = build_appearance_classifier(config.preset)
         return model, keras.optimizers.Adam(config.learning_rate)

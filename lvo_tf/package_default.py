@@ -41,7 +41,15 @@ def main(argv):
     del argv
     work = _WORK_DIR.value
     runs = {"motion": "mpnet", "appearance": "appearance", "memory": "memory"}
-    model = build_lvo(_PRESET.value)
+    try:
+        # The memory reads the streams it was trained on (`train --streams`).
+        memory_settings = _read_json(os.path.join(work, "memory", "config.json"))
+        config = resolve_config(_PRESET.value).replace(
+            memory_streams=memory_settings.get("streams", "both")
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise app.UsageError(str(e)) from None
+    model = build_lvo(config)
     try:
         for part, run in runs.items():
             weights.load_weights(model, os.path.join(work, run, f"{part}.weights.h5"), part=part)
@@ -64,7 +72,7 @@ def main(argv):
         "preset": _PRESET.value,
         # The network itself, so that a later change to the preset cannot
         # silently change what the shipped weights are loaded into.
-        "config": dataclasses.asdict(resolve_config(_PRESET.value)),
+        "config": dataclasses.asdict(config),
         "process_height": _PROCESS_HEIGHT.value,
         "flow_method": _FLOW_METHOD.value,
         "weights": os.path.basename(path),

@@ -63,6 +63,11 @@ _MOTION_GAIN = flags.DEFINE_list(
     "'lo,hi': multiply each clip's motion channel by a log-uniform factor in [lo, hi] "
     "(cached features only).",
 )
+_APPEARANCE_DROPOUT = flags.DEFINE_float(
+    "appearance_dropout",
+    0.0,
+    "Fraction of clips whose appearance channels are zeroed (cached features only).",
+)
 _LOOP = loop.define_loop_flags(steps=30_000)
 flags.mark_flags_as_required(["output_dir"])
 
@@ -98,6 +103,7 @@ def main(argv):
         stop_and_go=_STOP_AND_GO.value,
         stop_frames=_STOP_FRAMES.value,
         motion_gain=motion_gain,
+        appearance_dropout=_APPEARANCE_DROPOUT.value,
     )
     try:
         config.validate()

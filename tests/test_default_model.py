@@ -4,6 +4,8 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -124,3 +126,47 @@ def test_the_wheel_carries_the_default_model(tmp_path):
     name = f"lvo_tf/weights/{default_model.NAME}"
     assert sizes[name + ".weights.h5"] == os.path.getsize(default_model.weights_path())
     assert name + ".json" in sizes
+
+
+@pytest.mark.slow
+def test_package_default_ships_the_streams_the_memory_was_trained_on(tmp_path):
+    """package_default assembles the three runs into one model and records in
+    the manifest the network they make: a memory trained with
+    `--streams=motion` is shipped as `memory_streams="motion"`, and loading
+    the package gives that network with those weights."""
+    import keras
+
+    from lvo_tf.models import build_lvo, resolve_config, weights
+
+    work = tmp_path / "work"
+    keras.utils.set_random_seed(11)
+    trained = build_lvo(resolve_config("lite").replace(memory_streams="motion"))
+    for part, run in {"motion": "mpnet", "appearance": "appearance", "memory": "memory"}.items():
+        (work / run).mkdir(parents=True)
+        weights.save_weights(trained, str(work / run / f"{part}.weights.h5"), part=part)
+        settings = {"streams": "motion"} if run == "memory" else {}
+        (work / run / "config.json").write_text(json.dumps(settings))
+        (work / run / "summary.json").write_text(json.dumps({"steps": 1}))
+    (work / "synth").mkdir()
+    (work / "synth" / "synthesize.json").write_text(json.dumps({"num_videos": 2, "seed": 1}))
+    out = tmp_path / "shipped"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lvo_tf.package_default",
+            f"--work_dir={work}",
+            f"--output_dir={out}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    model, info = default_model.load(str(out))
+    assert info["config"]["memory_streams"] == "motion"
+    assert model.lvo_config.memory_streams == "motion"
+    rng = np.random.default_rng(0)
+    x = {
+        "frames": rng.integers(0, 256, (1, 3, 48, 64, 3)).astype("uint8"),
+        "flow": rng.normal(size=(1, 3, 48, 64, 2)).astype("float32"),
+    }
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(trained(x)), atol=1e-6)

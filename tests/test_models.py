@@ -129,6 +129,35 @@ def test_no_memory_config_is_per_frame(rng):
         build_memory(TINY.replace(memory_type="sideways"))
 
 
+@pytest.mark.parametrize("streams", ["motion", "appearance"])
+def test_memory_streams_ignores_the_other_stream(rng, streams):
+    """memory_streams="motion": the memory's output is that of the same
+    weights fed features whose appearance channels are zero, whatever those
+    channels hold (and the converse for "appearance")."""
+    keras.utils.set_random_seed(5)
+    masked = build_memory(TINY.replace(memory_streams=streams))
+    both = build_memory(TINY)
+    both.set_weights(masked.get_weights())  # the mask adds no weights
+    x = rng.normal(size=(1, 3, 6, 7, TINY.feature_channels)).astype("float32")
+    zeroed = x.copy()
+    if streams == "motion":
+        zeroed[..., :-1] = 0
+    else:
+        zeroed[..., -1] = 0
+    reference = np.asarray(both(zeroed))
+    np.testing.assert_allclose(np.asarray(masked(x)), reference, atol=1e-6)
+    assert np.abs(np.asarray(both(x)) - reference).max() > 1e-4  # the channels matter
+    with pytest.raises(ValueError, match="memory_streams must be"):
+        build_memory(TINY.replace(memory_streams="audio"))
+
+
+def test_motion_only_memory_exports_with_parity(rng, tmp_path):
+    keras.utils.set_random_seed(4)
+    model = build_lvo(TINY.replace(memory_streams="motion"))
+    results = run_all_ways(model, [clip(rng, 1, 3, 37, 50), clip(rng, 1, 2, 24, 16)], str(tmp_path))
+    assert_all_agree(results, atol=1e-5)
+
+
 def test_eager_graph_saved_model_onnx_agree(rng, tmp_path):
     keras.utils.set_random_seed(3)
     model = build_lvo("lite")

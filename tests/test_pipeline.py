@@ -180,6 +180,34 @@ def test_motion_gain_scales_only_the_motion_channel_per_clip(tmp_path):
         ClipConfig(motion_gain=(1.0, 0.5))
 
 
+def test_appearance_dropout_zeroes_the_appearance_channels_of_a_fraction_of_clips(tmp_path):
+    cache = FeatureCache(str(tmp_path))
+    rng = np.random.default_rng(2)
+    feats = (np.abs(rng.standard_normal((T, 4, 5, 6))) + 0.5).astype(np.float16)
+    cache.write("a", feats, rng.random((T, 4, 5, 1)).astype(np.float16))
+    source = FeatureSource(str(tmp_path))
+    plain = ClipConfig(clip_length=6, stop_and_go=0.0, flip=False, seed=3)
+    dropped = ClipConfig(clip_length=6, stop_and_go=0.0, flip=False, seed=3, appearance_dropout=0.3)
+    n, zeroed = 200, 0
+    for (a, ya), (b, yb) in zip(
+        take(clip_dataset(source, plain), n), take(clip_dataset(source, dropped), n), strict=True
+    ):
+        a, b = a["features"].numpy()[0], b["features"].numpy()[0]
+        np.testing.assert_array_equal(b[..., -1], a[..., -1])  # motion untouched
+        np.testing.assert_array_equal(yb, ya)  # labels untouched
+        if np.all(b[..., :-1] == 0):
+            zeroed += 1
+        else:  # whole clips: either all appearance channels are kept or none
+            np.testing.assert_array_equal(b, a)
+    # Binomial(200, 0.3): mean 60, sd 6.5; [35, 85] is about +-4 sd.
+    assert 35 <= zeroed <= 85, zeroed
+    first = [x["features"].numpy() for x, _ in take(clip_dataset(source, dropped), 8)]
+    again = [x["features"].numpy() for x, _ in take(clip_dataset(source, dropped), 8)]
+    np.testing.assert_array_equal(np.stack(again), np.stack(first))  # deterministic
+    with pytest.raises(ValueError, match=r"appearance_dropout must be in \[0, 1\]"):
+        ClipConfig(appearance_dropout=1.5)
+
+
 def test_bad_configurations():
     source = FrameSource(coded_videos())
     with pytest.raises(ValueError, match="no video has 11 frames"):

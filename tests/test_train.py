@@ -118,6 +118,7 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(caches, tmp_path):
         ("--stop_and_go=2", "stop_and_go must be in [0, 1]"),
         ("--motion_gain=2,1", "motion_gain must be 0 < lo <= hi"),
         ("--motion_gain=0.5", "motion_gain must be 'lo,hi'"),
+        ("--appearance_dropout=1.5", "appearance_dropout must be in [0, 1]"),
     ],
 )
 def test_bad_flags_fail_before_any_work(caches, tmp_path, flag, message):

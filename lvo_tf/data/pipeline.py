@@ -49,10 +49,15 @@ class ClipConfig:
     # Features only: each clip's motion channel times a log-uniform factor in
     # [lo, hi] (weaker or stronger motion responses than the source has).
     motion_gain: tuple[float, float] | None = None
+    # Features only: the fraction of clips whose appearance channels are
+    # zeroed (the memory learns to segment from motion alone as well).
+    appearance_dropout: float = 0.0
 
     def __post_init__(self):
         if self.motion_gain is not None:
             flag_values.check_range("motion_gain", self.motion_gain)
+        if not 0.0 <= self.appearance_dropout <= 1.0:
+            raise ValueError(f"appearance_dropout must be in [0, 1]; got {self.appearance_dropout}")
         if self.clip_length < 1:
             raise ValueError(f"clip_length must be >= 1; got {self.clip_length}")
         if not 0.0 <= self.stop_and_go <= 1.0:
@@ -291,6 +296,13 @@ def clip_dataset(
                 gain = tf.exp(lo + tf.random.stateless_uniform([], seed=key) * (hi - lo))
                 scale = tf.concat([tf.ones([c - 1]), [gain]], 0)
                 parts[0] = parts[0] * tf.cast(scale, parts[0].dtype)
+            if config.appearance_dropout > 0:
+                key = tf.random.experimental.stateless_fold_in(
+                    tf.stack([tf.cast(config.seed, tf.int64), i]), 2
+                )
+                drop = tf.random.stateless_uniform([], seed=key) < config.appearance_dropout
+                keep = tf.concat([tf.fill([c - 1], 1.0 - tf.cast(drop, tf.float32)), [1.0]], 0)
+                parts[0] = parts[0] * tf.cast(keep, parts[0].dtype)
         else:
             motion = [(1, None)]
         parts = _stop_and_go(parts, kind, config.stop_frames, motion)

@@ -301,6 +301,33 @@ class FrameWise(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class StreamMask(keras.layers.Layer):
+    """Keeps one stream of the per-frame features [..., C] and zeroes the
+    other (the last channel is motion, the others appearance): `"both"`
+    (identity), `"motion"` or `"appearance"`."""
+
+    def __init__(self, streams: str = "both", **kwargs):
+        super().__init__(**kwargs)
+        if streams not in ("both", "motion", "appearance"):
+            raise ValueError(
+                f"memory_streams must be 'both', 'motion' or 'appearance'; got {streams!r}"
+            )
+        self.streams = streams
+
+    def call(self, features):
+        if self.streams == "both":
+            return features
+        motion = features[..., -1:]
+        appearance = features[..., :-1]
+        if self.streams == "motion":
+            return tf.concat([tf.zeros_like(appearance), motion], -1)
+        return tf.concat([appearance, tf.zeros_like(motion)], -1)
+
+    def get_config(self):
+        return {**super().get_config(), "streams": self.streams}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class PadFrames(keras.layers.Layer):
     """Pads a clip [B, T, H, W, C] at the bottom and right so that H and W are
     multiples of `multiple`, with a constant value per channel."""

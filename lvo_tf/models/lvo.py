@@ -13,6 +13,7 @@ from lvo_tf.models.frame_ops import (
     CheckClip,
     FrameWise,
     PadFrames,
+    StreamMask,
     UpsampleToFrames,
 )
 from lvo_tf.models.mpnet import build_mpnet
@@ -56,6 +57,10 @@ class LVOConfig:
             memory: a per-frame 7x7 conv with as many channels as the two
             directions, for ablations).
         head_filters: Channels of the 3x3 head conv.
+        memory_streams: The features the memory reads: `"both"` (the paper),
+            or `"motion"` (the appearance channels are zeroed first, as in
+            `train --streams=motion`; the appearance stream still runs, so
+            its part of the weights and the cached features keep both).
     """
 
     appearance_width: float = 1.0
@@ -72,6 +77,7 @@ class LVOConfig:
     memory_type: str = "bidirectional"
     memory_recompute: bool = False
     head_filters: int = 64
+    memory_streams: str = "both"
 
     @property
     def feature_channels(self) -> int:
@@ -182,6 +188,7 @@ def build_memory(config: LVOConfig) -> keras.Model:
     (Conv3D with a time extent of 1), Glorot-initialised.
     """
     features = keras.Input((None, None, None, config.feature_channels), name="features")
+    x = StreamMask(config.memory_streams, name="stream_mask")(features)
     # Fixed names keep weight paths stable: visual_memory/forward_conv_gru/...
     if config.memory_type == "bidirectional":
         gru = ConvGRU(
@@ -213,7 +220,7 @@ def build_memory(config: LVOConfig) -> keras.Model:
         raise ValueError(
             f"memory_type must be bidirectional, forward or none; got {config.memory_type!r}"
         )
-    x = memory(features)
+    x = memory(x)
     x = keras.layers.Conv3D(
         config.head_filters, (1, 3, 3), padding="same", activation="relu", name="head_conv"
     )(x)

@@ -54,6 +54,7 @@ class TrainConfig:
     stop_and_go: float = 0.2
     stop_frames: int = 5
     motion_gain: tuple[float, float] | None = None  # features: random motion-channel gain
+    appearance_dropout: float = 0.0  # features: fraction of clips without appearance
     seed: int = 0
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
@@ -85,6 +86,13 @@ class TrainConfig:
             if self.data_root:
                 raise ValueError("motion_gain: applies to cached features only")
             flag_values.check_range("motion_gain", self.motion_gain)
+        if self.appearance_dropout:
+            if self.data_root:
+                raise ValueError("appearance_dropout: applies to cached features only")
+            if not 0.0 <= self.appearance_dropout <= 1.0:
+                raise ValueError(
+                    f"appearance_dropout must be in [0, 1]; got {self.appearance_dropout}"
+                )
         if self.streams != "both" and self.data_root:
             raise ValueError("streams: one-stream ablations train on cached features only")
         if (self.feature_dir is None) == (self.data_root is None):
@@ -177,7 +185,9 @@ def train(config: TrainConfig) -> dict:
     """
     strategy = loop.prepare(config)
     model_config = resolve_config(config.preset).replace(
-        memory_type=config.memory_type, memory_recompute=config.recompute
+        memory_type=config.memory_type,
+        memory_recompute=config.recompute,
+        memory_streams=config.streams,  # the saved memory masks what it never saw
     )
     if config.data_root:
         from lvo_tf.data import flow as flow_lib
@@ -219,6 +229,7 @@ def train(config: TrainConfig) -> dict:
         stop_frames=config.stop_frames,
         seed=config.seed,
         motion_gain=config.motion_gain,
+        appearance_dropout=config.appearance_dropout,
     )
 
     def make_dataset(start):

@@ -21,7 +21,6 @@ from absl import app, flags, logging
 
 from lvo_tf import default_model, io_utils
 from lvo_tf.data import flow as flow_lib
-from lvo_tf.data.features import stream_mask
 from lvo_tf.evaluation import ablation, davis_eval
 from lvo_tf.inference import baseline, crf
 
@@ -39,41 +38,35 @@ _PRESET = flags.DEFINE_string("preset", "lite", "Preset of the runs.")
 _PROCESS_HEIGHT = flags.DEFINE_integer("process_height", 240, "Height the features were made at.")
 _CRF = flags.DEFINE_bool("crf", True, "Also score the default model with the dense CRF.")
 
-# (key, label, kind, run folder under work_dir, memory type; "motion": a
-# bidirectional memory trained and run with the appearance channels zeroed)
+# (key, label, kind, run folder under work_dir). A memory run's own
+# config.json says which memory it trained and on which streams (the label
+# gets the streams appended).
 VARIANTS = (
-    ("baseline", "non-learned baseline (DIS + homography + Otsu)", "baseline", None, None),
-    ("motion", "motion stream alone (MP-Net > 0.5)", "motion", None, None),
-    ("appearance", "appearance stream alone (per-frame classifier)", "appearance", None, None),
-    (
-        "no_memory",
-        "both streams, no memory (per-frame 7x7 conv)",
-        "memory",
-        "ablation/none",
-        "none",
-    ),
-    (
-        "motion_memory",
-        "bidirectional memory on the motion stream only",
-        "memory",
-        "ablation/motion_only",
-        "motion",
-    ),
-    ("forward", "forward-only memory", "memory", "ablation/forward", "forward"),
-    ("bidirectional", "bidirectional memory (the default model)", "memory", "memory", None),
+    ("baseline", "non-learned baseline (DIS + homography + Otsu)", "baseline", None),
+    ("motion", "motion stream alone (MP-Net > 0.5)", "motion", None),
+    ("appearance", "appearance stream alone (per-frame classifier)", "appearance", None),
+    ("no_memory", "no memory (per-frame 7x7 conv)", "memory", "ablation/none"),
+    ("forward", "forward-only memory", "memory", "ablation/forward"),
+    ("bidirectional", "bidirectional memory (the default model)", "memory", "memory"),
+    ("both_streams", "bidirectional memory, both streams", "memory", "ablation/both_streams"),
     (
         "no_stop_and_go",
         "bidirectional, trained without stop-and-go",
         "memory",
         "ablation/no_stop_and_go",
-        None,
     ),
-    ("crf", "bidirectional + dense CRF", "crf", "memory", None),
+    ("no_gain", "bidirectional, trained without motion gain", "memory", "ablation/no_gain"),
+    ("crf", "bidirectional + dense CRF", "crf", "memory"),
 )
+STREAMS_TEXT = {
+    "both": "both streams",
+    "motion": "motion stream",
+    "appearance": "appearance stream",
+}
 
 
-def _predictor(kind, work, run, memory_type):
-    """(coarse, full) callables of a variant, or None when its run is missing."""
+def _predictor(kind, work, run):
+    """(coarse, full, streams) of a variant, or None when its run is missing."""
     if kind == "baseline":
 
         def full(seq):
@@ -82,26 +75,25 @@ def _predictor(kind, work, run, memory_type):
                 masks.append(baseline.segment_frame(seq.flow(t)))
             return masks
 
-        return None, full
+        return None, full, None
     if kind == "motion":
-        return (lambda seq: seq.features[..., -1]), None
+        return (lambda seq: seq.features[..., -1]), None, None
     if kind == "appearance":
         path = os.path.join(work, "appearance", "appearance_classifier.weights.h5")
         if not os.path.isfile(path):
             return None
         classify = ablation.appearance_classifier(path, _PRESET.value)
-        return (lambda seq: classify(seq.features[..., :-1])), None
+        return (lambda seq: classify(seq.features[..., :-1])), None, None
     path = os.path.join(work, run, "memory.weights.h5")
     if not os.path.isfile(path):
         return None
-    streams = "motion" if memory_type == "motion" else "both"
-    memory_type = "bidirectional" if memory_type in (None, "motion") else memory_type
-    run_memory = ablation.memory_model(path, _PRESET.value, memory_type)
-
-    def predict(seq):
-        return run_memory(seq.features * stream_mask(streams, seq.features.shape[-1]))
-
-    return predict, None
+    with open(os.path.join(work, run, "config.json")) as f:
+        settings = json.load(f)
+    streams = settings.get("streams", "both")
+    run_memory = ablation.memory_model(
+        path, _PRESET.value, settings.get("memory_type", "bidirectional"), streams
+    )
+    return (lambda seq: run_memory(seq.features)), None, streams
 
 
 def _datasets(work):
@@ -142,15 +134,17 @@ def main(argv):
             ablation.load_sequences(root, features, split, _PROCESS_HEIGHT.value, flows)
         )
         logging.info("%s: %d sequences", dataset, len(sequences))
-        for key, label, kind, run, memory_type in VARIANTS:
+        for key, label, kind, run in VARIANTS:
             if kind == "crf" and not _CRF.value:
                 continue
-            predictor = _predictor("memory" if kind == "crf" else kind, work, run, memory_type)
+            predictor = _predictor("memory" if kind == "crf" else kind, work, run)
             if predictor is None:
                 logging.warning("%s: no run at %s, skipped", label, os.path.join(work, run or ""))
                 continue
             t0 = time.time()
-            coarse, full = predictor
+            coarse, full, streams = predictor
+            if streams:
+                label = f"{label} [{STREAMS_TEXT[streams]}]"
             scores = ablation.score(
                 sequences, coarse, full, crf.CRFParams() if kind == "crf" else None
             )

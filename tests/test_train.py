@@ -381,5 +381,17 @@ def test_a_motion_only_memory_never_sees_the_appearance_channels(caches, tmp_pat
     assert a["val_j"] == pytest.approx(b["val_j"], abs=1e-9)
     both = memory_trainer.train(_config(noisy, tmp_path / "c", **{**kw, "streams": "both"}))
     assert both["final_loss"] != pytest.approx(b["final_loss"], rel=1e-4)  # noise matters there
+    # The saved memory masks the appearance channels itself (memory_streams),
+    # so run as the ablations and the shipped model run it, noise changes nothing.
+    from lvo_tf.evaluation import ablation
+
+    run = ablation.memory_model(
+        str(tmp_path / "a" / "memory.weights.h5"), "lite", "bidirectional", "motion"
+    )
+    name = sorted(n for n in os.listdir(caches[1]) if n.endswith(".features.npy"))[0]
+    clean = np.load(os.path.join(caches[1], name)).astype(np.float32)
+    np.testing.assert_allclose(
+        run(clean), run(np.load(os.path.join(noisy[1], name)).astype(np.float32)), atol=1e-6
+    )
     with pytest.raises(ValueError, match="streams must be one of"):
         _config(caches, tmp_path / "d", streams="flow").validate()

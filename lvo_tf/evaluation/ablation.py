@@ -109,13 +109,17 @@ def appearance_classifier(path: str, preset: str = "lite") -> Callable[[np.ndarr
     return lambda x: 1.0 / (1.0 + np.exp(-(x @ w + b)))
 
 
-def memory_model(path: str, preset: str, memory_type: str):
-    """A trained memory (feature model) as a function [T, h, w, C] -> [T, h, w]."""
+def memory_model(path: str, preset: str, memory_type: str, streams: str = "both"):
+    """A trained memory (feature model) as a function [T, h, w, C] -> [T, h, w];
+    `streams`: what it was trained on (`train --streams`), the other stream's
+    channels are zeroed inside."""
     import tensorflow as tf
 
     from lvo_tf.models import build_memory, resolve_config, weights
 
-    model = build_memory(resolve_config(preset).replace(memory_type=memory_type))
+    model = build_memory(
+        resolve_config(preset).replace(memory_type=memory_type, memory_streams=streams)
+    )
     weights.load_weights(model, path)
     run = tf.function(
         lambda x: model(x, training=False),

@@ -77,8 +77,10 @@ ablations: $(STAMP)
 		--output_dir=$(W)/ablation/forward
 	$(PY) -m lvo_tf.train --flagfile=flags/default_memory.flags --stop_and_go=0 \
 		--output_dir=$(W)/ablation/no_stop_and_go
-	$(PY) -m lvo_tf.train --flagfile=flags/default_memory.flags --streams=motion \
-		--output_dir=$(W)/ablation/motion_only
+	$(PY) -m lvo_tf.train --flagfile=flags/default_memory.flags --streams=both \
+		--output_dir=$(W)/ablation/both_streams
+	$(PY) -m lvo_tf.train --flagfile=flags/default_memory.flags --motion_gain=1,1 \
+		--output_dir=$(W)/ablation/no_gain
 	$(PY) -m lvo_tf.ablations --work_dir=$(W) --dev_root=$(DEV) --output_dir=docs
 
 clean:

@@ -96,12 +96,18 @@ PRESETS = {
     # left after a robust fit of the camera's motion (the default model is
     # trained on synthetic data only; with raw flow as well it learned the
     # synthetic world's flow statistics and transferred badly to real video).
+    # A quadratic camera model follows fast pans (perspective) where an affine
+    # one leaves the background moving; the per-frame gain brings weak real
+    # motion to the level MP-Net was trained on (README, "The model").
     "lite": LVOConfig(
         appearance_width=0.25,
         appearance_input_scale=1 / 64,  # trained from scratch here, not imported
         appearance_channels=32,
         motion_width=0.25,
         flow_representation="residual",
+        camera_model="quadratic",
+        camera_stride=4,
+        flow_peak=5.0,
         memory_filters=16,
         memory_kernel=7,
         head_filters=16,

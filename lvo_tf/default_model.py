@@ -93,14 +93,23 @@ def config(info: dict, where: str = "the manifest"):
 
 def resolve(weights_file: str | None, preset: str, allow_random: bool = False):
     """The model the binaries run: `weights_file` (a whole-model
-    `.weights.h5` of `preset`), else untrained if `allow_random`, else the
-    shipped default. Returns (model, manifest or None)."""
+    `.weights.h5` of `preset`, or of the network recorded in a manifest
+    beside it, `<name>.json` as `package_default` writes for
+    `<name>.weights.h5`), else untrained if `allow_random`, else the shipped
+    default. Returns (model, manifest or None)."""
     from lvo_tf.models import build_lvo, weights
 
     if weights_file:
-        model = build_lvo(preset)
+        beside = weights_file.removesuffix(".weights.h5") + ".json"
+        info = None
+        if weights_file.endswith(".weights.h5") and os.path.isfile(beside):
+            with open(beside) as f:
+                info = json.load(f)
+        # A packaged model's own network: same weight shapes as its preset
+        # can still differ in what they compute (memory_streams, flow input).
+        model = build_lvo(config(info, beside) if info else preset)
         weights.load_weights(model, weights_file)
-        return model, None
+        return model, info
     if allow_random:
         return build_lvo(preset), None
     return load()

@@ -104,7 +104,7 @@ def _runner():
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
     if info:
-        logging.info("Default model %s (%s)", default_model.NAME, info["summary"])
+        logging.info("Model %s (%s)", info.get("name", default_model.NAME), info["summary"])
         if height is None:
             height = info["process_height"]
     return LVORunner(model), height

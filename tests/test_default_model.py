@@ -67,6 +67,26 @@ def test_load_builds_the_recorded_network_not_the_preset(tmp_path):
         default_model.load(str(tmp_path))
 
 
+def test_weights_with_a_manifest_beside_them_run_their_own_network(tmp_path):
+    """`--weights=x.weights.h5` with the `x.json` that package_default writes
+    builds the network that manifest records (the shipped memory reads the
+    motion stream only, which the `lite` preset's shapes do not show), and
+    gives the shipped model's outputs; without a manifest, the preset."""
+    weights = str(tmp_path / "candidate.weights.h5")
+    shutil.copy(default_model.weights_path(), weights)
+    shutil.copy(default_model.manifest_path(), tmp_path / "candidate.json")
+    model, info = default_model.resolve(weights, "lite")
+    assert info == default_model.manifest()
+    assert model.lvo_config == default_model.config(info)
+    recorded = np.array(info["regression"]["probabilities_every_4th_pixel"])
+    np.testing.assert_allclose(default_model.regression_outputs(model), recorded, atol=1e-4)
+    os.remove(tmp_path / "candidate.json")
+    model, info = default_model.resolve(weights, "lite")
+    assert info is None and model.lvo_config.memory_streams == "both"
+    assert default_model.manifest()["config"]["memory_streams"] == "motion"
+    assert np.abs(np.array(default_model.regression_outputs(model)) - recorded).max() > 1e-3
+
+
 @pytest.mark.slow
 def test_demo_in_reduced_form(tmp_path):
     """`make demo` (the binary, in its own process) without the real sequence,

@@ -44,6 +44,13 @@ _CAMERA_SPEED = flags.DEFINE_float(
     "The camera's largest translation in pixels per frame.",
     lower_bound=0.0,
 )
+_ARTICULATED = flags.DEFINE_float(
+    "articulated_prob",
+    _DEFAULT_WORLD.articulated_prob,
+    "Probability that an object (or distractor) has 2-4 limbs that swing while it moves.",
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
 _VAL_FRACTION = flags.DEFINE_float(
     "val_fraction", 0.1, "Fraction of videos in the val split.", lower_bound=0.0, upper_bound=1.0
 )
@@ -80,6 +87,7 @@ def main(argv):
         object_area=_range("object_area", _OBJECT_AREA.value, upper=1.0),
         object_speed=_range("object_speed", _OBJECT_SPEED.value),
         camera_speed=_CAMERA_SPEED.value,
+        articulated_prob=_ARTICULATED.value,
     )
     root, n = _OUTPUT_DIR.value, _NUM_VIDEOS.value
     jobs = [(root, i, _SEED.value, config) for i in range(n)]

@@ -43,9 +43,9 @@ def _warp_error(video, t):
     return err, zero, sel.mean()
 
 
-@pytest.mark.parametrize("index", range(4))
-def test_ground_truth_flow_warps_frame_onto_next(index):
-    config = dataclasses.replace(CLEAN, near_layer_prob=1.0)
+@pytest.mark.parametrize("index, articulated", [(i, i >= 2) for i in range(4)])
+def test_ground_truth_flow_warps_frame_onto_next(index, articulated):
+    config = dataclasses.replace(CLEAN, near_layer_prob=1.0, articulated_prob=float(articulated))
     video = synthetic.render_video(synthetic.video_rng(1, index), config)
     for t in range(len(video.flow)):
         err, zero, covered = _warp_error(video, t)
@@ -116,6 +116,65 @@ def test_stop_intervals_have_zero_object_flow_and_distractors_stay_background():
         fg = [i for i, r in enumerate(roles) if r == "object"]
         np.testing.assert_array_equal(video.masks, np.isin(video.layers, fg))
     assert checked_static > 10 and checked_moving > 10
+
+
+def test_articulated_limbs_swing_only_while_their_body_moves():
+    """Limbs are foreground (or distractor) layers of their own, hinged on the
+    body: with a fixed camera their flow is zero while the body is stopped,
+    and while it moves it is not the body's rigid motion (the object is
+    articulated), with the ground truth still exact (warp test above)."""
+    config = dataclasses.replace(
+        CLEAN,
+        camera_motion=False,
+        articulated_prob=1.0,
+        schedules=("stop_and_go", "move_then_stop", "start_late"),
+        distractor_prob=1.0,
+        near_layer_prob=0.0,
+        frames=12,
+    )
+    h, w = CLEAN.height, CLEAN.width
+    ys, xs = np.mgrid[:h, :w].astype(np.float64)
+    still = swinging = 0
+    for index in range(4):
+        video = synthetic.render_video(synthetic.video_rng(4, index), config)
+        names = [layer["name"] for layer in video.meta["layers"]]
+        roles = [layer["role"] for layer in video.meta["layers"]]
+        for obj in video.meta["objects"]:
+            limbs = [k for k, n in enumerate(names) if n.startswith(obj["name"] + "_limb")]
+            assert 2 <= len(limbs) <= 4, names
+            assert {roles[k] for k in limbs} == {roles[names.index(obj["name"])]}
+            body = video.layers == names.index(obj["name"])
+            for t, moving in enumerate(obj["moving"]):
+                pixels = np.isin(video.layers[t], limbs)
+                if pixels.sum() < 10:
+                    continue
+                flow = video.flow[t][pixels]
+                if obj["role"] == "distractor" or not moving:
+                    assert np.abs(flow).max() < 1e-4, (obj["name"], t)
+                    assert not video.moving[t][pixels].any()
+                    still += 1
+                elif body[t].sum() > 50:
+                    # The body's own motion, fitted as an affine map on its pixels,
+                    # does not explain the limbs' flow.
+                    sel = body[t]
+                    a = np.stack([xs[sel], ys[sel], np.ones(sel.sum())], -1)
+                    fit = np.linalg.lstsq(a, video.flow[t][sel], rcond=None)[0]
+                    b = np.stack([xs[pixels], ys[pixels], np.ones(pixels.sum())], -1)
+                    miss = np.linalg.norm(b @ fit - flow, axis=-1)
+                    assert video.moving[t][pixels].all()
+                    swinging += int(np.median(miss) > 0.3)
+        fg = [i for i, r in enumerate(roles) if r == "object"]
+        np.testing.assert_array_equal(video.masks, np.isin(video.layers, fg))
+    assert still > 10 and swinging > 10, (still, swinging)
+
+
+def test_articulation_is_off_by_default():
+    a = synthetic.render_video(synthetic.video_rng(7, 3), CLEAN)
+    assert not any("_limb" in layer["name"] for layer in a.meta["layers"])
+    c = synthetic.render_video(
+        synthetic.video_rng(7, 3), dataclasses.replace(CLEAN, articulated_prob=1.0)
+    )
+    assert any("_limb" in layer["name"] for layer in c.meta["layers"])
 
 
 def test_schedules_and_static_frames():
@@ -197,14 +256,16 @@ def test_synthesize_world_flags(tmp_path):
     base = [sys.executable, "-m", "lvo_tf.synthesize", f"--output_dir={root}", "--num_videos=2"]
     base += ["--frames=4", "--height=48", "--width=64", "--val_fraction=0.5", "--workers=1"]
     world = ["--camera_speed=12", "--object_area=0.05,0.1", "--object_speed=1,2"]
+    world += ["--articulated_prob=1"]
     proc = subprocess.run(base + world, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     settings = json.loads((root / "synthesize.json").read_text())
     assert settings["camera_speed"] == 12.0
     assert settings["object_area"] == [0.05, 0.1] and settings["object_speed"] == [1.0, 2.0]
+    assert settings["articulated_prob"] == 1.0
     config = synthetic.WorldConfig(
         height=48, width=64, frames=4, camera_speed=12.0, object_area=(0.05, 0.1),
-        object_speed=(1.0, 2.0),
+        object_speed=(1.0, 2.0), articulated_prob=1.0,
     )  # fmt: skip
     expected = synthetic.render_video(synthetic.video_rng(0, 1), config)
     meta = json.loads((root / "Meta" / "synth00001.json").read_text())
@@ -217,6 +278,7 @@ def test_synthesize_world_flags(tmp_path):
         ("--object_area=0.5,0.1", "--object_area must be 0 < lo <= hi <= 1.0"),
         ("--object_speed=fast", "--object_speed must be 'lo,hi'"),
         ("--camera_speed=-1", "camera_speed"),
+        ("--articulated_prob=1.5", "articulated_prob"),
     ]:
         bad = subprocess.run(
             base + [flag] + [f"--output_dir={tmp_path / 'bad'}"], capture_output=True, text=True

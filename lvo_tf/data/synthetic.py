@@ -15,7 +15,11 @@ its own homography per frame:
   with a stop-and-go schedule (`always`, `move_then_stop`, `start_late`,
   `stop_and_go`);
 - optional static distractors that look like objects but never move on
-  their own (not foreground).
+  their own (not foreground);
+- with `articulated_prob`, objects (and distractors alike) get 2-4 limbs,
+  layers of their own hinged on the body's outline, that swing while the
+  object moves: real objects are articulated, so their flow varies inside
+  the object instead of being one rigid motion.
 
 Ground truth per frame: the foreground mask (objects that move at some point
 of the clip, including while they are stopped), the flow t -> t+1 of the
@@ -66,6 +70,7 @@ class WorldConfig:
     max_objects: int = 2
     object_area: tuple[float, float] = (0.04, 0.30)  # fraction of the frame
     object_speed: tuple[float, float] = (1.5, 6.0)  # pixels per frame
+    articulated_prob: float = 0.0  # per object: limbs that swing while it moves
     schedules: tuple[str, ...] = SCHEDULES
     distractor_prob: float = 0.6
     near_layer_prob: float = 0.5
@@ -271,7 +276,7 @@ def render_video(rng: np.random.Generator, config: WorldConfig = WorldConfig()) 
     depths = rng.uniform(1.0, 1.5, len(things))
     for i in np.argsort(depths):  # far to near
         role, schedule = things[i]
-        layers.append(_make_object(rng, config, f"{role}{i}", role, schedule, depths[i], camera))
+        layers.extend(_make_object(rng, config, f"{role}{i}", role, schedule, depths[i], camera))
         meta["objects"].append(
             {
                 "name": layers[-1].name,
@@ -332,6 +337,7 @@ def _make_object(rng, config, name, role, schedule, depth, camera):
     spin, grow = rng.uniform(-0.03, 0.03), rng.uniform(-0.01, 0.01)
     pos = np.array([rng.uniform(0.25, 0.75) * w, rng.uniform(0.25, 0.75) * h])
     angle, scale = rng.uniform(0, 2 * np.pi), 1.0
+    outline_phases = phases
     transforms, alphas = [], []
     for t in range(t_len):
         canvas = np.zeros((side, side), np.uint8)
@@ -349,7 +355,57 @@ def _make_object(rng, config, name, role, schedule, depth, camera):
             angle += spin
             scale = float(np.clip(scale * (1 + grow), 0.7, 1.4))
             phases = phases + wobble  # non-rigid: the outline deforms while moving
-    return _Layer(name, role, texture(rng, side, side), alphas, transforms, moving)
+    body = _Layer(name, role, texture(rng, side, side), alphas, transforms, moving)
+    if not (config.articulated_prob > 0 and rng.random() < config.articulated_prob):
+        return [body]
+    return [*_limbs(rng, body, radius, side, amplitudes, outline_phases, role), body]
+
+
+def _limbs(rng, body, radius, side, amplitudes, phases, role):
+    """2-4 limb layers behind `body`, each hinged at a point inside the body's
+    outline and swinging about it while the body moves (still while it stops).
+    Each limb's homography is the body's composed with its own rotation about
+    the hinge, so the ground-truth flow inside the object stays exact."""
+    outline = _star_polygon(radius, amplitudes, phases) + side / 2
+    t_len = len(body.transforms)
+    moving = body.moving if body.moving is not None else np.zeros(t_len - 1, bool)
+    clock = np.concatenate([[0], np.cumsum(moving)])  # the body's own moving time
+    limbs = []
+    for k in range(int(rng.integers(2, 5))):
+        length = radius * rng.uniform(0.6, 1.3)
+        width = max(3.0, radius * rng.uniform(0.15, 0.35))
+        canvas = np.zeros((int(width) + 4, int(length + width) + 4), np.uint8)
+        cy = canvas.shape[0] / 2
+        cv2.ellipse(
+            canvas,
+            (int(16 * canvas.shape[1] / 2), int(16 * cy)),
+            (int(16 * canvas.shape[1] / 2 - 32), int(16 * (width / 2))),
+            0,
+            0,
+            360,
+            255,
+            -1,
+            cv2.LINE_AA,
+            shift=4,
+        )
+        hinge_point = outline[rng.integers(len(outline))]
+        hinge = side / 2 + 0.75 * (hinge_point - side / 2)  # inside the outline
+        base = np.arctan2(*(hinge_point - side / 2)[::-1])  # pointing outwards
+        swing, rate = rng.uniform(0.3, 0.8), rng.uniform(0.25, 0.6)
+        offset = rng.uniform(0, 2 * np.pi)
+        root = _translate(width / 2 + 2, cy)  # the limb's end at the hinge
+        transforms = [
+            body.transforms[t]
+            @ _translate(*hinge)
+            @ _rotate_scale(base + swing * np.sin(offset + rate * clock[t]), 1.0)
+            @ np.linalg.inv(root)
+            for t in range(t_len)
+        ]
+        tex = body.tex if rng.random() < 0.5 else texture(rng, *canvas.shape)
+        tex = cv2.resize(tex, canvas.shape[::-1], interpolation=cv2.INTER_AREA)
+        alpha = canvas.astype(np.float32) / 255
+        limbs.append(_Layer(f"{body.name}_limb{k}", role, tex, alpha, transforms, body.moving))
+    return limbs
 
 
 def _composite(rng, config, layers, meta) -> Video:

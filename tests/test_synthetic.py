@@ -16,6 +16,15 @@ from lvo_tf.data import readers, synthetic
 CLEAN = synthetic.WorldConfig(
     height=96, width=128, frames=8, photometric=False, dynamic_texture_prob=0.0
 )
+# Objects that stop and start, and a distractor, under a fixed camera.
+FIXED_CAMERA_STOP_AND_GO = dataclasses.replace(
+    CLEAN,
+    camera_motion=False,
+    schedules=("stop_and_go", "move_then_stop", "start_late"),
+    distractor_prob=1.0,
+    near_layer_prob=0.0,
+    frames=12,
+)
 
 
 def _warp_error(video, t):
@@ -83,14 +92,7 @@ def test_masks_move_with_the_flow():
 
 
 def test_stop_intervals_have_zero_object_flow_and_distractors_stay_background():
-    config = dataclasses.replace(
-        CLEAN,
-        camera_motion=False,
-        schedules=("stop_and_go", "move_then_stop", "start_late"),
-        distractor_prob=1.0,
-        near_layer_prob=0.0,
-        frames=12,
-    )
+    config = FIXED_CAMERA_STOP_AND_GO
     checked_static = checked_moving = 0
     for index in range(6):
         video = synthetic.render_video(synthetic.video_rng(3, index), config)
@@ -123,15 +125,7 @@ def test_articulated_limbs_swing_only_while_their_body_moves():
     body: with a fixed camera their flow is zero while the body is stopped,
     and while it moves it is not the body's rigid motion (the object is
     articulated), with the ground truth still exact (warp test above)."""
-    config = dataclasses.replace(
-        CLEAN,
-        camera_motion=False,
-        articulated_prob=1.0,
-        schedules=("stop_and_go", "move_then_stop", "start_late"),
-        distractor_prob=1.0,
-        near_layer_prob=0.0,
-        frames=12,
-    )
+    config = dataclasses.replace(FIXED_CAMERA_STOP_AND_GO, articulated_prob=1.0)
     h, w = CLEAN.height, CLEAN.width
     ys, xs = np.mgrid[:h, :w].astype(np.float64)
     still = swinging = 0

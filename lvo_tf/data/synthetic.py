@@ -368,8 +368,7 @@ def _limbs(rng, body, radius, side, amplitudes, phases, role):
     the hinge, so the ground-truth flow inside the object stays exact."""
     outline = _star_polygon(radius, amplitudes, phases) + side / 2
     t_len = len(body.transforms)
-    moving = body.moving if body.moving is not None else np.zeros(t_len - 1, bool)
-    clock = np.concatenate([[0], np.cumsum(moving)])  # the body's own moving time
+    clock = np.concatenate([[0], np.cumsum(body.moving)])  # the body's own moving time
     limbs = []
     for k in range(int(rng.integers(2, 5))):
         length = radius * rng.uniform(0.6, 1.3)

@@ -104,7 +104,10 @@ def resolve(weights_file: str | None, preset: str, allow_random: bool = False):
         info = None
         if weights_file.endswith(".weights.h5") and os.path.isfile(beside):
             with open(beside) as f:
-                info = json.load(f)
+                try:
+                    info = json.load(f)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{beside!r}, the manifest beside --weights: {e}") from None
         # A packaged model's own network: same weight shapes as its preset
         # can still differ in what they compute (memory_streams, flow input).
         model = build_lvo(config(info, beside) if info else preset)

@@ -80,6 +80,9 @@ def test_weights_with_a_manifest_beside_them_run_their_own_network(tmp_path):
     assert model.lvo_config == default_model.config(info)
     recorded = np.array(info["regression"]["probabilities_every_4th_pixel"])
     np.testing.assert_allclose(default_model.regression_outputs(model), recorded, atol=1e-4)
+    (tmp_path / "candidate.json").write_text("{not json")
+    with pytest.raises(ValueError, match="candidate.json'?, the manifest beside --weights"):
+        default_model.resolve(weights, "lite")
     os.remove(tmp_path / "candidate.json")
     model, info = default_model.resolve(weights, "lite")
     assert info is None and model.lvo_config.memory_streams == "both"

@@ -44,7 +44,7 @@ bench: $(STAMP)
 # Trains the shipped default model (lvo_tf/weights/lite_synthetic.*) from nothing:
 # synthetic data, DIS flow, MP-Net, the appearance stream, cached features, the
 # memory, then packaging. Seeds and settings are in the flagfiles and are recorded
-# in the manifest. About an hour on 2 CPU cores; every step resumes if interrupted.
+# in the manifest. 50 to 95 minutes on 2 CPU cores; every step resumes if interrupted.
 W := out/default
 STREAMS := --appearance_weights=$(W)/appearance/appearance.weights.h5 \
 	--motion_weights=$(W)/mpnet/motion.weights.h5 --flow_dir=$(W)/synth/FlowCache

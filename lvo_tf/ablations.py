@@ -10,6 +10,10 @@ the real sequences of --dev_root (a DAVIS-2016 layout; skipped when absent).
 Writes `ablations.md`, `ablations.json` and `ablations_dev.png` (per-sequence J
 of the default model vs the non-learned baseline) into --output_dir, and the
 headline numbers into the shipped manifest (--manifest).
+
+`--variants=baseline_crf,crf` scores only those rows and merges them into the
+existing `ablations.json` (the other rows keep their numbers), for rescoring a
+variant without retraining the rest.
 """
 
 import json
@@ -22,7 +26,7 @@ from absl import app, flags, logging
 from lvo_tf import default_model, io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.evaluation import ablation, davis_eval
-from lvo_tf.inference import baseline, crf
+from lvo_tf.inference import baseline, crf, run
 
 _WORK_DIR = flags.DEFINE_string("work_dir", "out/default", "Where make default-weights works.")
 _DEV_ROOT = flags.DEFINE_string(
@@ -36,13 +40,17 @@ _MANIFEST = flags.DEFINE_string(
 )
 _PRESET = flags.DEFINE_string("preset", "lite", "Preset of the runs.")
 _PROCESS_HEIGHT = flags.DEFINE_integer("process_height", 240, "Height the features were made at.")
-_CRF = flags.DEFINE_bool("crf", True, "Also score the default model with the dense CRF.")
+_CRF = flags.DEFINE_bool("crf", True, "Also score the variants with the dense CRF.")
+_VARIANTS = flags.DEFINE_list(
+    "variants", None, "Only these rows (keys of VARIANTS), merged into the existing ablations.json."
+)
 
 # (key, label, kind, run folder under work_dir). A memory run's own
 # config.json says which memory it trained and on which streams (the label
 # gets the streams appended).
 VARIANTS = (
     ("baseline", "non-learned baseline (DIS + homography + Otsu)", "baseline", None),
+    ("baseline_crf", "non-learned baseline + dense CRF", "baseline_crf", None),
     ("motion", "motion stream alone (MP-Net > 0.5)", "motion", None),
     ("appearance", "appearance stream alone (per-frame classifier)", "appearance", None),
     ("no_memory", "no memory (per-frame 7x7 conv)", "memory", "ablation/none"),
@@ -65,14 +73,17 @@ STREAMS_TEXT = {
 }
 
 
-def _predictor(kind, work, run):
+def _predictor(kind, work, run_dir):
     """(coarse, full, streams) of a variant, or None when its run is missing."""
-    if kind == "baseline":
+    if kind in ("baseline", "baseline_crf"):
+        params = crf.CRFParams() if kind == "baseline_crf" else None
 
         def full(seq):
             masks = []
             for t in range(len(seq.masks)):
-                masks.append(baseline.segment_frame(seq.flow(t)))
+                image = seq.frames(t)
+                p = baseline.probability(seq.flow(t))
+                masks.append(run.to_mask(p, image, image, params))
             return masks
 
         return None, full, None
@@ -84,10 +95,10 @@ def _predictor(kind, work, run):
             return None
         classify = ablation.appearance_classifier(path, _PRESET.value)
         return (lambda seq: classify(seq.features[..., :-1])), None, None
-    path = os.path.join(work, run, "memory.weights.h5")
+    path = os.path.join(work, run_dir, "memory.weights.h5")
     if not os.path.isfile(path):
         return None
-    with open(os.path.join(work, run, "config.json")) as f:
+    with open(os.path.join(work, run_dir, "config.json")) as f:
         settings = json.load(f)
     streams = settings.get("streams", "both")
     run_memory = ablation.memory_model(
@@ -128,18 +139,37 @@ def _fmt(v):
 def main(argv):
     del argv
     work = _WORK_DIR.value
-    results = {}
+    out = _OUTPUT_DIR.value
+    keys = [key for key, *_ in VARIANTS]
+    only = _VARIANTS.value
+    if only:
+        unknown = sorted(set(only) - set(keys))
+        if unknown:
+            raise app.UsageError(f"--variants: unknown {unknown}; known: {keys}")
+        previous = os.path.join(out, "ablations.json")
+        if not os.path.isfile(previous):
+            raise app.UsageError(f"--variants merges into {previous}, which does not exist")
+        with open(previous) as f:
+            old = json.load(f)
+        # Rows in the order of VARIANTS; the rescored ones are replaced.
+        results = {k: old[k] for k in keys if k in old and k not in only}
+    else:
+        results = {}
     for dataset, (root, features, split, flows) in _datasets(work).items():
         sequences = list(
             ablation.load_sequences(root, features, split, _PROCESS_HEIGHT.value, flows)
         )
         logging.info("%s: %d sequences", dataset, len(sequences))
-        for key, label, kind, run in VARIANTS:
-            if kind == "crf" and not _CRF.value:
+        for key, label, kind, run_dir in VARIANTS:
+            if only and key not in only:
                 continue
-            predictor = _predictor("memory" if kind == "crf" else kind, work, run)
+            if kind in ("crf", "baseline_crf") and not _CRF.value:
+                continue
+            predictor = _predictor("memory" if kind == "crf" else kind, work, run_dir)
             if predictor is None:
-                logging.warning("%s: no run at %s, skipped", label, os.path.join(work, run or ""))
+                logging.warning(
+                    "%s: no run at %s, skipped", label, os.path.join(work, run_dir or "")
+                )
                 continue
             t0 = time.time()
             coarse, full, streams = predictor
@@ -158,7 +188,7 @@ def main(argv):
                 _fmt(scores.j_static),
                 time.time() - t0,
             )
-    out = _OUTPUT_DIR.value
+    results = {k: results[k] for k in keys if k in results}
     io_utils.write_json(os.path.join(out, "ablations.json"), results)
     io_utils.write_text(os.path.join(out, "ablations.md"), markdown(results))
     if "dev" in results.get("bidirectional", {}) and "dev" in results.get("baseline", {}):
@@ -179,9 +209,14 @@ def main(argv):
                 continue
             metrics[dataset] = {k: scores[k] for k in ("j", "f", "j_static")}
             metrics[dataset]["sequences"] = len(scores["per_sequence"])
-            if dataset in results.get("baseline", {}):
-                base = results["baseline"][dataset]
-                metrics[dataset].update(baseline_j=base["j"], baseline_f=base["f"])
+            for key, prefix in (
+                ("baseline", "baseline_"),
+                ("crf", "crf_"),
+                ("baseline_crf", "baseline_crf_"),
+            ):
+                if dataset in results.get(key, {}):
+                    other = results[key][dataset]
+                    metrics[dataset].update({prefix + "j": other["j"], prefix + "f": other["f"]})
         manifest["metrics"] = metrics
         io_utils.write_json(_MANIFEST.value, manifest)
     print(markdown(results))
@@ -213,17 +248,27 @@ def markdown(results: dict) -> str:
             f"{_fmt(d.get('j'))} | {_fmt(d.get('f'))} |"
         )
     if "dev" in results.get("bidirectional", {}) and "dev" in results.get("baseline", {}):
+        columns = [
+            (key, text)
+            for key, text in (
+                ("bidirectional", "default model"),
+                ("crf", "default model + CRF"),
+                ("baseline", "baseline"),
+                ("baseline_crf", "baseline + CRF"),
+            )
+            if "dev" in results.get(key, {})
+        ]
         lines += [
             "",
-            "| dev sequence | default model J | F | baseline J | F |",
-            "|---|---|---|---|---|",
+            "| dev sequence | " + " | ".join(f"{text} J / F" for _, text in columns) + " |",
+            "|---|" + "---|" * len(columns),
         ]
-        ours, base = results["bidirectional"]["dev"], results["baseline"]["dev"]
-        for name, v in ours["per_sequence"].items():
-            b = base["per_sequence"][name]
-            lines.append(
-                f"| {name} | {_fmt(v['J'])} | {_fmt(v['F'])} | {_fmt(b['J'])} | {_fmt(b['F'])} |"
-            )
+        for name in results["bidirectional"]["dev"]["per_sequence"]:
+            cells = []
+            for key, _ in columns:
+                v = results[key]["dev"]["per_sequence"][name]
+                cells.append(f"{_fmt(v['J'])} / {_fmt(v['F'])}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

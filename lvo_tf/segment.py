@@ -17,7 +17,8 @@ sheet), with `--save_probabilities` `OUTPUT_DIR/probabilities/...`, and
 Long videos run in overlapping windows (`--window`, `--overlap`) with memory
 bounded by the window; `--online` runs forward with carried memory for live
 or unbounded input (see lvo_tf/inference/segmenter.py for the trade-off).
-`--crf` refines each mask with a dense CRF. Without `--weights` the shipped
+Each mask is refined by a dense CRF on the frame, as in LVO (`--nocrf`:
+the probability thresholded at 0.5, 2-3x faster). Without `--weights` the shipped
 default model runs (lvo_tf/default_model.py), on frames resized to the
 height it was trained at (`--process_height`); masks keep the video's size.
 """
@@ -63,7 +64,9 @@ _OVERLAP = flags.DEFINE_integer(
 )
 _ONLINE = flags.DEFINE_bool("online", False, "Forward-only streaming with carried memory.")
 _ONLINE_CHUNK = flags.DEFINE_integer("online_chunk", 1, "Frames per online step.", lower_bound=1)
-_CRF = flags.DEFINE_bool("crf", False, "Refine masks with a dense CRF.")
+_CRF = flags.DEFINE_bool(
+    "crf", True, "Refine masks with a dense CRF (at the processing size); --nocrf: threshold 0.5."
+)
 _CRF_GAUSSIAN_SXY = flags.DEFINE_float("crf_gaussian_sxy", 3.0, "CRF smoothness kernel width.")
 _CRF_GAUSSIAN_COMPAT = flags.DEFINE_float("crf_gaussian_compat", 3.0, "Its weight.")
 _CRF_BILATERAL_SXY = flags.DEFINE_float("crf_bilateral_sxy", 50.0, "CRF appearance kernel width.")

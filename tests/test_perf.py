@@ -186,7 +186,8 @@ def test_segment_probe_small():
         assert e["frames_per_second"] == pytest.approx(1 / e["seconds_per_frame"])
         assert e["vs_sum_of_stages"] == pytest.approx(e["seconds_per_frame"] / r["sum_of_stages"])
         assert e["stage_seconds_per_frame"]["flow"] > 0
-    assert r["crf_seconds_per_frame"] > 0 and r["peak_memory_mib"] > 100
+    assert 0 < r["crf_seconds_per_frame"] and 0 < r["crf_full_size_seconds_per_frame"]
+    assert r["peak_memory_mib"] > 100
     r2 = {**r, "preset": "paper", "process_height": 24}
     table = perf.segment_markdown([r, r2])
     assert "| lite (default model) | 854x480 | 5 |" in table and "| paper | 24 rows |" in table

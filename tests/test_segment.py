@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lvo_tf.evaluation import davis_metrics
-from lvo_tf.inference import baseline, crf
+from lvo_tf.inference import baseline, crf, run
 from lvo_tf.inference.segmenter import (
     LVORunner,
     segment_windows,
@@ -121,6 +121,80 @@ def test_crf_improves_boundary_f_of_a_blurred_map():
     assert davis_metrics.region_similarity(refined, truth) > 0.9
     with pytest.raises(ValueError, match="differ in size"):
         crf.refine(frame[:10], blurred)
+
+
+def test_crf_marginal_and_scaled_params():
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+    p = rng.random((24, 32)).astype(np.float32)
+    q = crf.marginal(frame, p)
+    assert q.dtype == np.float32 and 0 <= q.min() and q.max() <= 1
+    np.testing.assert_array_equal(crf.refine(frame, p), q > 0.5)
+    half = crf.CRFParams().scaled(0.5)
+    assert (half.gaussian_sxy, half.bilateral_sxy) == (1.5, 25.0)
+    assert (half.bilateral_srgb, half.bilateral_compat, half.iterations) == (10.0, 5.0, 5)
+
+
+def _disk_scene(h, w, shift=0):
+    """A red disk on green, its mask, and a coarse, shifted probability of it."""
+    frame = np.full((h, w, 3), (40, 120, 40), np.uint8)
+    truth = np.zeros((h, w), np.uint8)
+    centre, radius = (w // 2, h // 2), int(0.3 * h)
+    cv2.circle(frame, centre, radius, (200, 60, 60), -1)
+    cv2.circle(truth, centre, radius, 1, -1)
+    blurred = cv2.GaussianBlur(truth.astype(np.float32), (0, 0), 0.1 * h)
+    return frame, truth.astype(bool), np.roll(blurred, shift, axis=1) * 0.9
+
+
+def test_crf_at_the_processing_size_matches_the_crf_at_full_size():
+    """`to_mask` with a downscaled frame runs the CRF there (kernel widths
+    scaled) and upsamples its marginal: same mask as the CRF at full size to
+    within a thin rim, and both far better than the thresholded map."""
+    frame, truth, _ = _disk_scene(192, 256)
+    small = cv2.resize(frame, (128, 96), interpolation=cv2.INTER_AREA)
+    _, _, p_small = _disk_scene(96, 128, shift=3)
+    params = crf.CRFParams()
+    at_small = run.to_mask(p_small, small, frame, params)
+    at_full = crf.refine(frame, run.resize_probability(p_small, (192, 256)), params)
+    plain = run.to_mask(p_small, small, frame, None)
+    np.testing.assert_array_equal(plain, run.resize_probability(p_small, (192, 256)) > 0.5)
+    assert at_small.shape == (192, 256)
+    assert davis_metrics.region_similarity(at_small, at_full) > 0.97
+    f_plain = davis_metrics.boundary_measure(plain, truth)[0]
+    for mask in (at_small, at_full):
+        assert davis_metrics.boundary_measure(mask, truth)[0] > f_plain + 0.15
+        assert davis_metrics.region_similarity(mask, truth) > 0.93
+    # Same size: exactly the CRF at full size.
+    p_full = run.resize_probability(p_small, (192, 256))
+    np.testing.assert_array_equal(
+        run.to_mask(p_full, frame, frame, params), crf.refine(frame, p_full)
+    )
+    with pytest.raises(ValueError, match="differ in size"):
+        run.to_mask(p_small, frame, frame, params)
+
+
+def test_baseline_probability_gives_the_crf_a_soft_map():
+    """The baseline's mask as a MASK_CONFIDENCE map: thresholding gives the
+    mask back, and the CRF can move a boundary the flow got wrong onto the
+    object's edge in the frame (a 0/1 map would pin it)."""
+    h, w = 96, 128
+    frame = np.full((h, w, 3), 80, np.uint8)
+    frame[30:70, 40:90] = (230, 200, 40)
+    truth = np.zeros((h, w), bool)
+    truth[30:70, 40:90] = True
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = 1.5  # camera
+    flow[30:70, 46:96] = (-3.0, 1.0)  # the flow's object is 6 pixels right of the frame's
+    p = baseline.probability(flow)
+    c = baseline.MASK_CONFIDENCE
+    np.testing.assert_allclose(np.unique(p), [1 - c, c], rtol=1e-6)
+    np.testing.assert_array_equal(p > 0.5, baseline.segment_frame(flow))
+    j_mask = davis_metrics.region_similarity(p > 0.5, truth)
+    j_crf = davis_metrics.region_similarity(crf.refine(frame, p), truth)
+    assert j_crf > j_mask + 0.1, (j_mask, j_crf)
+    np.testing.assert_array_equal(crf.refine(frame, p > 0.5), p > 0.5)  # 0/1: pinned
+    with pytest.raises(ValueError, match="confidence"):
+        baseline.probability(flow, 0.5)
 
 
 def test_baseline_finds_an_object_moving_against_the_camera():
@@ -300,6 +374,7 @@ def test_online_stream_matches_in_process_online(tmp_path, lite_weights, rng):
             f"--output_dir={out}",
             f"--weights={path}",
             "--preset=lite",
+            "--nocrf",
         ]
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -329,14 +404,14 @@ def test_online_stream_matches_in_process_online(tmp_path, lite_weights, rng):
 
 @pytest.mark.parametrize("prefetch", ["--prefetch=32", "--prefetch=0"])
 def test_default_model_runs_at_its_height_and_masks_keep_the_video_size(davis, tmp_path, prefetch):
-    """No --weights: the shipped model, on frames resized to --process_height;
-    the masks are the default model's probabilities on the resized frames,
-    scaled back to the frames' size and thresholded (an in-process reference),
-    with inputs prepared on a thread or inline."""
+    """No --weights and no CRF flag: the shipped model, on frames resized to
+    --process_height; the masks are the default model's probabilities on the
+    resized frames refined by the CRF at that size and scaled back to the
+    frames' size (an in-process reference), with inputs prepared on a thread
+    or inline."""
     from lvo_tf import default_model
     from lvo_tf.data import flow as flow_lib
     from lvo_tf.data import readers
-    from lvo_tf.inference import run
 
     out = tmp_path / "default"
     proc = _run(
@@ -349,7 +424,8 @@ def test_default_model_runs_at_its_height_and_masks_keep_the_video_size(davis, t
         ]
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((out / "segment_summary.json").read_text())["process_height"] == 32
+    summary = json.loads((out / "segment_summary.json").read_text())
+    assert summary["process_height"] == 32 and summary["crf"] is True
     model, info = default_model.load()
     reference = LVORunner(model)
     seq = readers.davis_sequences(str(davis), "val", ["a"])[0]
@@ -361,5 +437,5 @@ def test_default_model_runs_at_its_height_and_masks_keep_the_video_size(davis, t
     for t, stem in enumerate(seq.stems):
         mask = cv2.imread(str(out / "a" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
         assert mask.shape == (40, 56)
-        expected = run.resize_probability(probabilities[t], (40, 56)) > 0.5
+        expected = run.to_mask(probabilities[t], small[t], full[t], crf.CRFParams())
         assert np.mean((mask > 127) != expected) < 0.01, t

@@ -3,6 +3,8 @@
 Per frame: optical flow t -> t+1; a homography fitted to the flow with
 RANSAC explains the camera's motion; the residual flow magnitude is
 thresholded with Otsu's method; the largest connected component is the mask.
+For the dense CRF, which needs a soft map, `probability` turns the mask into
+MASK_CONFIDENCE inside and 1 - MASK_CONFIDENCE outside.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import cv2
 import numpy as np
 
 GRID_STEP = 8
+# How sure the CRF is told the baseline's mask is. A 0/1 map gives the CRF
+# nothing to change. Chosen on the synthetic held-out videos, where baseline +
+# CRF J is flat from 0.52 to 0.65 (0.43) and falls above (0.9: 0.40); README.
+MASK_CONFIDENCE = 0.6
 
 
 def camera_residual(flow: np.ndarray) -> np.ndarray:
@@ -38,3 +44,12 @@ def segment_frame(flow: np.ndarray) -> np.ndarray:
         return np.zeros(flow.shape[:2], bool)
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     return labels == largest
+
+
+def probability(flow: np.ndarray, confidence: float = MASK_CONFIDENCE) -> np.ndarray:
+    """The mask of `segment_frame` as a foreground probability, float32 [H, W]:
+    `confidence` inside it, 1 - `confidence` outside (> 0.5 gives the mask back)."""
+    if not 0.5 < confidence <= 1.0:
+        raise ValueError(f"confidence must be in (0.5, 1], got {confidence}")
+    mask = segment_frame(flow)
+    return np.where(mask, confidence, 1.0 - confidence).astype(np.float32)

@@ -20,12 +20,29 @@ class CRFParams:
     bilateral_compat: float = 5.0
     iterations: int = 5
 
+    def scaled(self, factor: float) -> CRFParams:
+        """The same CRF for a frame resized by `factor`: the kernels' spatial
+        widths (pixels) scale with it; weights and colour width do not."""
+        return dataclasses.replace(
+            self,
+            gaussian_sxy=self.gaussian_sxy * factor,
+            bilateral_sxy=self.bilateral_sxy * factor,
+        )
+
 
 def refine(
     frame: np.ndarray, probability: np.ndarray, params: CRFParams = CRFParams()
 ) -> np.ndarray:
     """frame: RGB uint8 [H, W, 3]; probability: foreground [H, W] in [0, 1].
     Returns the refined foreground mask, bool [H, W]."""
+    return marginal(frame, probability, params) > 0.5
+
+
+def marginal(
+    frame: np.ndarray, probability: np.ndarray, params: CRFParams = CRFParams()
+) -> np.ndarray:
+    """The CRF's foreground marginal after mean field, float32 [H, W] in
+    [0, 1] (`refine` thresholds it at 0.5)."""
     import pydensecrf.densecrf as dcrf
     from pydensecrf.utils import unary_from_softmax
 
@@ -42,5 +59,5 @@ def refine(
         rgbim=np.ascontiguousarray(frame, dtype=np.uint8),
         compat=params.bilateral_compat,
     )
-    q = np.array(crf.inference(params.iterations)).reshape(2, h, w)
-    return q[1] > q[0]
+    q = np.array(crf.inference(params.iterations), np.float32).reshape(2, h, w)
+    return q[1] / np.maximum(q[0] + q[1], 1e-12)

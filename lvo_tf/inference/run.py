@@ -95,7 +95,7 @@ def probabilities(
                 continue
             f = flow(t)
             t0 = time.perf_counter()
-            p = baseline.segment_frame(f).astype(np.float32)
+            p = baseline.probability(f)
             times.add("streams", time.perf_counter() - t0)
             yield t, p
         return
@@ -133,6 +133,26 @@ def resize_probability(p: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if p.shape == tuple(size):
         return p
     return cv2.resize(p, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def to_mask(
+    p: np.ndarray, frame: np.ndarray, image: np.ndarray, params: crf.CRFParams | None
+) -> np.ndarray:
+    """The mask at the size of `image` (the video's frame) from the probability
+    `p` at the size of `frame` (what the network saw): `p` upsampled and
+    thresholded at 0.5, or refined by the dense CRF. The CRF runs on `frame`,
+    its kernel widths scaled to that size, and its marginal is upsampled: as
+    accurate as at the video's size on the dev sequences and 3.4x cheaper
+    (README, "Segment a video")."""
+    size = image.shape[:2]
+    if params is None:
+        return resize_probability(p, size) > 0.5
+    if p.shape != frame.shape[:2]:
+        raise ValueError(f"probability {p.shape} and frame {frame.shape[:2]} differ in size")
+    if frame.shape[:2] == size:
+        return crf.refine(image, p, params)
+    q = crf.marginal(frame, p, params.scaled(frame.shape[0] / size[0]))
+    return resize_probability(q, size) > 0.5
 
 
 def overlay(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -215,8 +235,8 @@ def segment_video(
     for t, p in probabilities(runner, len(stems), frame, flow, options, times, done):
         image = original(t)
         t0 = time.perf_counter()
+        mask = to_mask(p, frame(t), image, options.crf)
         p = resize_probability(p, image.shape[:2])
-        mask = crf.refine(image, p, options.crf) if options.crf else p > 0.5
         t1 = time.perf_counter()
         io_utils.write_image(mask_path(t), mask.astype(np.uint8) * 255)
         if probability_dir:
@@ -305,7 +325,7 @@ def segment_stream(
         flows = np.stack([w for _, _, w in pending])
         t0 = time.perf_counter()
         if runner is None:
-            probs = [baseline.segment_frame(w).astype(np.float32) for w in flows]
+            probs = [baseline.probability(w) for w in flows]
             times.add("streams", time.perf_counter() - t0)
         else:
             feats = runner.features(images, flows)
@@ -314,10 +334,9 @@ def segment_stream(
             times.add("streams", t1 - t0)
             times.add("memory", time.perf_counter() - t1)
             probs = [_upsample(runner, c, f, times) for c, f in zip(coarse, images, strict=True)]
-        for (t, image, _), p in zip(pending, probs, strict=True):
+        for (t, image, _), p, small in zip(pending, probs, images, strict=True):
             t0 = time.perf_counter()
-            p = resize_probability(p, image.shape[:2])
-            mask = crf.refine(image, p, options.crf) if options.crf else p > 0.5
+            mask = to_mask(p, small, image, options.crf)
             t1 = time.perf_counter()
             io_utils.write_image(
                 os.path.join(mask_dir, f"{t:05d}.png"), mask.astype(np.uint8) * 255

@@ -224,12 +224,15 @@ def main(argv):
 
 def markdown(results: dict) -> str:
     synthetic = results.get("bidirectional", {}).get("synthetic", {})
+    c = baseline.MASK_CONFIDENCE
     lines = [
         "# Ablations of the default model",
         "",
         "Written by `make ablations` (`python -m lvo_tf.ablations`). Every memory variant is "
         "trained with the default model's flagfile (`flags/default_memory.flags`: same steps, "
-        "seed and data) on the same cached stream features; thresholds are 0.5. DAVIS-2016 "
+        "seed and data) on the same cached stream features; thresholds are 0.5; the "
+        "dense CRF rows refine the map upsampled to the video's size (the baseline hands the "
+        f"CRF its mask as a {c:g} / {1 - c:g} map, `baseline.MASK_CONFIDENCE`). DAVIS-2016 "
         "J/F means over sequences. *synthetic*: the held-out (val) videos of the default "
         "model's synthetic set; *static*: the frames where every object is still "
         f"({synthetic.get('static_frames', 'n/a')} frames, pooled). *dev*: the real "

@@ -1,5 +1,7 @@
 """The ablation study's pieces against independent references."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,44 @@ def test_score_is_the_davis_mean_and_pools_static_frames(rng):
     assert scores.static_frames == 4 and scores.j_static == pytest.approx(np.mean(static_j))
     only_moving = ablation.score(sequences[:1], full=lambda s: predictions[s.name])
     assert only_moving.static_frames == 0 and only_moving.j_static is None  # JSON null, not NaN
+
+
+def test_ablations_table_puts_both_crf_rows_next_to_their_thresholded_ones():
+    from lvo_tf import ablations
+
+    def row(label, j):
+        per = {"s1": {"J": j, "F": j / 2}, "s2": {"J": j + 0.1, "F": j / 2}}
+        return {"label": label, "dev": {"j": j + 0.05, "f": j / 2, "per_sequence": per}}
+
+    results = {
+        "baseline": row("base", 0.3),
+        "baseline_crf": row("base + crf", 0.4),
+        "bidirectional": row("ours", 0.5),
+        "crf": row("ours + crf", 0.6),
+    }
+    table = ablations.markdown(results)
+    header = (
+        "| dev sequence | default model J / F | default model + CRF J / F | baseline J / F "
+        "| baseline + CRF J / F |"
+    )
+    assert header in table
+    assert "| s2 | 0.600 / 0.250 | 0.700 / 0.300 | 0.400 / 0.150 | 0.500 / 0.200 |" in table
+    assert "| base + crf | n/a | n/a | n/a | n/a | 0.450 | 0.200 |" in table
+    del results["baseline_crf"], results["crf"]
+    assert "| dev sequence | default model J / F | baseline J / F |" in ablations.markdown(results)
+
+
+def test_ablations_variants_flag_refuses_unknown_rows_and_a_missing_table(tmp_path):
+    import subprocess
+    import sys
+
+    def run(*args):
+        command = [sys.executable, "-m", "lvo_tf.ablations", f"--output_dir={tmp_path}", *args]
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    unknown = run("--variants=nope")
+    assert unknown.returncode != 0 and "--variants: unknown ['nope']" in unknown.stderr
+    missing = run("--variants=baseline_crf")
+    assert missing.returncode != 0 and "which does not exist" in missing.stderr
+    assert "Traceback" not in unknown.stderr + missing.stderr
+    assert os.listdir(tmp_path) == []

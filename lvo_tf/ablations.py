@@ -20,7 +20,6 @@ import json
 import os
 import time
 
-import numpy as np
 from absl import app, flags, logging
 
 from lvo_tf import default_model, io_utils
@@ -132,10 +131,6 @@ def _datasets(work):
     return sets
 
 
-def _fmt(v):
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
-
-
 def main(argv):
     del argv
     work = _WORK_DIR.value
@@ -185,12 +180,12 @@ def main(argv):
                 label,
                 scores.j,
                 scores.f,
-                _fmt(scores.j_static),
+                ablation.format_score(scores.j_static),
                 time.time() - t0,
             )
     results = {k: results[k] for k in keys if k in results}
     io_utils.write_json(os.path.join(out, "ablations.json"), results)
-    io_utils.write_text(os.path.join(out, "ablations.md"), markdown(results))
+    io_utils.write_text(os.path.join(out, "ablations.md"), ablation.markdown(results))
     if "dev" in results.get("bidirectional", {}) and "dev" in results.get("baseline", {}):
         bars = {
             name: {
@@ -219,60 +214,7 @@ def main(argv):
                     metrics[dataset].update({prefix + "j": other["j"], prefix + "f": other["f"]})
         manifest["metrics"] = metrics
         io_utils.write_json(_MANIFEST.value, manifest)
-    print(markdown(results))
-
-
-def markdown(results: dict) -> str:
-    synthetic = results.get("bidirectional", {}).get("synthetic", {})
-    c = baseline.MASK_CONFIDENCE
-    lines = [
-        "# Ablations of the default model",
-        "",
-        "Written by `make ablations` (`python -m lvo_tf.ablations`). Every memory variant is "
-        "trained with the default model's flagfile (`flags/default_memory.flags`: same steps, "
-        "seed and data) on the same cached stream features; thresholds are 0.5; the "
-        "dense CRF rows refine the map upsampled to the video's size (the baseline hands the "
-        f"CRF its mask as a {c:g} / {1 - c:g} map, `baseline.MASK_CONFIDENCE`). DAVIS-2016 "
-        "J/F means over sequences. *synthetic*: the held-out (val) videos of the default "
-        "model's synthetic set; *static*: the frames where every object is still "
-        f"({synthetic.get('static_frames', 'n/a')} frames, pooled). *dev*: the real "
-        "DAVIS-2016 sequences of `--dev_root`, processed at 240 rows, scored at full size "
-        "(no static split: the dataset does not mark still frames).",
-        "",
-        "| variant | synthetic J | synthetic F | synthetic J static | synthetic F static "
-        "| dev J | dev F |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in results.values():
-        s, d = row.get("synthetic", {}), row.get("dev", {})
-        lines.append(
-            f"| {row['label']} | {_fmt(s.get('j'))} | {_fmt(s.get('f'))} | "
-            f"{_fmt(s.get('j_static'))} | {_fmt(s.get('f_static'))} | "
-            f"{_fmt(d.get('j'))} | {_fmt(d.get('f'))} |"
-        )
-    if "dev" in results.get("bidirectional", {}) and "dev" in results.get("baseline", {}):
-        columns = [
-            (key, text)
-            for key, text in (
-                ("bidirectional", "default model"),
-                ("crf", "default model + CRF"),
-                ("baseline", "baseline"),
-                ("baseline_crf", "baseline + CRF"),
-            )
-            if "dev" in results.get(key, {})
-        ]
-        lines += [
-            "",
-            "| dev sequence | " + " | ".join(f"{text} J / F" for _, text in columns) + " |",
-            "|---|" + "---|" * len(columns),
-        ]
-        for name in results["bidirectional"]["dev"]["per_sequence"]:
-            cells = []
-            for key, _ in columns:
-                v = results[key]["dev"]["per_sequence"][name]
-                cells.append(f"{_fmt(v['J'])} / {_fmt(v['F'])}")
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    print(ablation.markdown(results))
 
 
 if __name__ == "__main__":

@@ -63,8 +63,6 @@ def test_score_is_the_davis_mean_and_pools_static_frames(rng):
 
 
 def test_ablations_table_puts_both_crf_rows_next_to_their_thresholded_ones():
-    from lvo_tf import ablations
-
     def row(label, j):
         per = {"s1": {"J": j, "F": j / 2}, "s2": {"J": j + 0.1, "F": j / 2}}
         return {"label": label, "dev": {"j": j + 0.05, "f": j / 2, "per_sequence": per}}
@@ -75,7 +73,7 @@ def test_ablations_table_puts_both_crf_rows_next_to_their_thresholded_ones():
         "bidirectional": row("ours", 0.5),
         "crf": row("ours + crf", 0.6),
     }
-    table = ablations.markdown(results)
+    table = ablation.markdown(results)
     header = (
         "| dev sequence | default model J / F | default model + CRF J / F | baseline J / F "
         "| baseline + CRF J / F |"
@@ -84,7 +82,7 @@ def test_ablations_table_puts_both_crf_rows_next_to_their_thresholded_ones():
     assert "| s2 | 0.600 / 0.250 | 0.700 / 0.300 | 0.400 / 0.150 | 0.500 / 0.200 |" in table
     assert "| base + crf | n/a | n/a | n/a | n/a | 0.450 | 0.200 |" in table
     del results["baseline_crf"], results["crf"]
-    assert "| dev sequence | default model J / F | baseline J / F |" in ablations.markdown(results)
+    assert "| dev sequence | default model J / F | baseline J / F |" in ablation.markdown(results)
 
 
 def test_ablations_variants_flag_refuses_unknown_rows_and_a_missing_table(tmp_path):

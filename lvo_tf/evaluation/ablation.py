@@ -13,7 +13,9 @@ they differ only in what comes after the streams:
   with its `memory_type`), > 0.5, optionally refined by the dense CRF on the
   full-size frames;
 - `baseline`: the non-learned floor (`lvo_tf.inference.baseline`) on the flow
-  of the full-size frames.
+  of the full-size frames, optionally refined by the dense CRF.
+
+`markdown` writes the table of `python -m lvo_tf.ablations` (docs/ablations.md).
 """
 
 from __future__ import annotations
@@ -179,3 +181,63 @@ def score(
         len(static_j),
         per_sequence,
     )
+
+
+def format_score(v) -> str:
+    """A score as 0.123, or n/a when missing."""
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+
+def markdown(results: dict) -> str:
+    synthetic = results.get("bidirectional", {}).get("synthetic", {})
+    from lvo_tf.inference import baseline
+
+    c = baseline.MASK_CONFIDENCE
+    lines = [
+        "# Ablations of the default model",
+        "",
+        "Written by `make ablations` (`python -m lvo_tf.ablations`). Every memory variant is "
+        "trained with the default model's flagfile (`flags/default_memory.flags`: same steps, "
+        "seed and data) on the same cached stream features; thresholds are 0.5; the "
+        "dense CRF rows refine the map upsampled to the video's size (the baseline hands the "
+        f"CRF its mask as a {c:g} / {1 - c:g} map, `baseline.MASK_CONFIDENCE`). DAVIS-2016 "
+        "J/F means over sequences. *synthetic*: the held-out (val) videos of the default "
+        "model's synthetic set; *static*: the frames where every object is still "
+        f"({synthetic.get('static_frames', 'n/a')} frames, pooled). *dev*: the real "
+        "DAVIS-2016 sequences of `--dev_root`, processed at 240 rows, scored at full size "
+        "(no static split: the dataset does not mark still frames).",
+        "",
+        "| variant | synthetic J | synthetic F | synthetic J static | synthetic F static "
+        "| dev J | dev F |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in results.values():
+        s, d = row.get("synthetic", {}), row.get("dev", {})
+        lines.append(
+            f"| {row['label']} | {format_score(s.get('j'))} | {format_score(s.get('f'))} | "
+            f"{format_score(s.get('j_static'))} | {format_score(s.get('f_static'))} | "
+            f"{format_score(d.get('j'))} | {format_score(d.get('f'))} |"
+        )
+    if "dev" in results.get("bidirectional", {}) and "dev" in results.get("baseline", {}):
+        columns = [
+            (key, text)
+            for key, text in (
+                ("bidirectional", "default model"),
+                ("crf", "default model + CRF"),
+                ("baseline", "baseline"),
+                ("baseline_crf", "baseline + CRF"),
+            )
+            if "dev" in results.get(key, {})
+        ]
+        lines += [
+            "",
+            "| dev sequence | " + " | ".join(f"{text} J / F" for _, text in columns) + " |",
+            "|---|" + "---|" * len(columns),
+        ]
+        for name in results["bidirectional"]["dev"]["per_sequence"]:
+            cells = []
+            for key, _ in columns:
+                v = results[key]["dev"]["per_sequence"][name]
+                cells.append(f"{format_score(v['J'])} / {format_score(v['F'])}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

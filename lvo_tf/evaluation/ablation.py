@@ -31,6 +31,7 @@ import numpy as np
 from lvo_tf.data import readers
 from lvo_tf.data.pipeline import FeatureSource
 from lvo_tf.evaluation import davis_metrics
+from lvo_tf.inference import baseline
 from lvo_tf.models.lvo import OUTPUT_STRIDE
 
 
@@ -190,8 +191,6 @@ def format_score(v) -> str:
 
 def markdown(results: dict) -> str:
     synthetic = results.get("bidirectional", {}).get("synthetic", {})
-    from lvo_tf.inference import baseline
-
     c = baseline.MASK_CONFIDENCE
     lines = [
         "# Ablations of the default model",

@@ -143,7 +143,7 @@ def to_mask(
     thresholded at 0.5, or refined by the dense CRF. The CRF runs on `frame`,
     its kernel widths scaled to that size, and its marginal is upsampled: as
     accurate as at the video's size on the dev sequences and 3.4x cheaper
-    (README, "Segment a video")."""
+    (README, "Segment videos")."""
     size = image.shape[:2]
     if params is None:
         return resize_probability(p, size) > 0.5
@@ -236,10 +236,10 @@ def segment_video(
         image = original(t)
         t0 = time.perf_counter()
         mask = to_mask(p, frame(t), image, options.crf)
-        p = resize_probability(p, image.shape[:2])
         t1 = time.perf_counter()
         io_utils.write_image(mask_path(t), mask.astype(np.uint8) * 255)
         if probability_dir:
+            p = resize_probability(p, image.shape[:2])
             io_utils.write_image(
                 os.path.join(probability_dir, stems[t] + ".png"),
                 np.round(np.clip(p, 0, 1) * 255).astype(np.uint8),

@@ -21,6 +21,7 @@ import os
 import keras
 import numpy as np
 
+from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import synthetic
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
@@ -89,6 +90,12 @@ def config(info: dict, where: str = "the manifest"):
             f"{where}: its config does not fit this version of lvo_tf ({e}); "
             "rebuild with `make default-weights`"
         ) from None
+
+
+def flow_method(info: dict | None) -> str:
+    """The optical flow a packaged model learned the noise of (its manifest's
+    `flow_method`); the project's default method when there is no manifest."""
+    return (info or {}).get("flow_method", flow_lib.DEFAULT_METHOD)
 
 
 def resolve(weights_file: str | None, preset: str, allow_random: bool = False):

@@ -73,7 +73,13 @@ _CRF_BILATERAL_SXY = flags.DEFINE_float("crf_bilateral_sxy", 50.0, "CRF appearan
 _CRF_BILATERAL_SRGB = flags.DEFINE_float("crf_bilateral_srgb", 10.0, "Its colour width.")
 _CRF_BILATERAL_COMPAT = flags.DEFINE_float("crf_bilateral_compat", 5.0, "Its weight.")
 _CRF_ITERATIONS = flags.DEFINE_integer("crf_iterations", 5, "Mean-field steps.", lower_bound=1)
-_FLOW_METHOD = flags.DEFINE_enum("flow_method", flow_lib.DEFAULT_METHOD, flow_lib.METHODS, "")
+_FLOW_METHOD = flags.DEFINE_enum(
+    "flow_method",
+    None,
+    flow_lib.METHODS,
+    "Optical flow (default: the one the model learned, from its manifest; else "
+    f"{flow_lib.DEFAULT_METHOD}, which the baseline always uses unless given).",
+)
 _FLOW_DIR = flags.DEFINE_string("flow_dir", None, "Flow cache (default OUTPUT_DIR/.flow).")
 _SAVE_PROBABILITIES = flags.DEFINE_bool("save_probabilities", False, "Also write 0-255 maps.")
 _OVERLAY = flags.DEFINE_bool("overlay", True, "Write overlay GIFs and contact sheets.")
@@ -98,10 +104,11 @@ flags.register_multi_flags_validator(
 
 
 def _runner():
-    """(runner or None for the baseline, height frames are resized to or None)."""
-    height = _PROCESS_HEIGHT.value
+    """(runner or None for the baseline, height frames are resized to or None,
+    optical flow method)."""
+    height, method = _PROCESS_HEIGHT.value, _FLOW_METHOD.value
     if _METHOD.value == "baseline":
-        return None, height
+        return None, height, method or flow_lib.DEFAULT_METHOD
     try:
         model, info = default_model.resolve(_WEIGHTS.value, _PRESET.value, _RANDOM.value)
     except (FileNotFoundError, ValueError) as e:
@@ -110,7 +117,7 @@ def _runner():
         logging.info("Model %s (%s)", info.get("name", default_model.NAME), info["summary"])
         if height is None:
             height = info["process_height"]
-    return LVORunner(model), height
+    return LVORunner(model), height, method or default_model.flow_method(info)
 
 
 def _jobs():
@@ -129,7 +136,7 @@ def _jobs():
     yield name, [f"{i:05d}" for i in range(len(frames))], list(frames), out, None
 
 
-def _stream(runner, options, height):
+def _stream(runner, options, height, flow_method):
     """--online on a file, a camera or a URL: frames are read as they come."""
     source = _INPUT.value
     if source.isdigit():
@@ -151,7 +158,7 @@ def _stream(runner, options, height):
         n = run.segment_stream(
             runner,
             frames,
-            flow_lib.FlowEstimator(_FLOW_METHOD.value),
+            flow_lib.FlowEstimator(flow_method),
             out,
             options,
             times,
@@ -166,7 +173,8 @@ def _stream(runner, options, height):
 
 def main(argv):
     del argv
-    runner, height = _runner()
+    runner, height, flow_method = _runner()
+    logging.info("Optical flow: %s", flow_method)
     crf_params = (
         crf.CRFParams(
             _CRF_GAUSSIAN_SXY.value,
@@ -190,8 +198,8 @@ def main(argv):
         overlay=_OVERLAY.value,
     )
     if _ONLINE.value and _INPUT.value and not os.path.isdir(_INPUT.value):
-        processed, times, elapsed = _stream(runner, options, height)
-        _write_summary(options, runner, processed, processed, elapsed, times, height)
+        processed, times, elapsed = _stream(runner, options, height, flow_method)
+        _write_summary(options, runner, processed, processed, elapsed, times, height, flow_method)
         return
     try:
         jobs = list(_jobs())
@@ -201,7 +209,7 @@ def main(argv):
     flow_root = _FLOW_DIR.value or os.path.join(out, ".flow")
     if height:  # fields of resized frames are kept apart from full-size ones
         flow_root = os.path.join(flow_root, f"h{height}")
-    flows = flow_lib.FlowCache(flow_root, _FLOW_METHOD.value)
+    flows = flow_lib.FlowCache(flow_root, flow_method)
     times = StageTimes()
     total = sum(len(stems) for _, stems, *_ in jobs)
     done, processed, start = 0, 0, time.time()
@@ -253,10 +261,12 @@ def main(argv):
             overlay_stem=overlays,
             progress=progress,
         )
-    _write_summary(options, runner, total, processed, time.time() - start, times, height)
+    _write_summary(
+        options, runner, total, processed, time.time() - start, times, height, flow_method
+    )
 
 
-def _write_summary(options, runner, total, processed, elapsed, times, height=None):
+def _write_summary(options, runner, total, processed, elapsed, times, height, flow_method):
     per_frame = {k: v / max(processed, 1) for k, v in vars(times).items()}
     summary = {
         "method": options.method,
@@ -269,6 +279,7 @@ def _write_summary(options, runner, total, processed, elapsed, times, height=Non
         "crf": options.crf is not None,
         "online": options.online,
         "process_height": height,
+        "flow_method": flow_method,
         "peak_memory_mib": perf.peak_rss_mib(),
     }
     io_utils.write_json(os.path.join(_OUTPUT_DIR.value, "segment_summary.json"), summary)

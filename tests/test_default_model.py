@@ -77,6 +77,7 @@ def test_weights_with_a_manifest_beside_them_run_their_own_network(tmp_path):
     shutil.copy(default_model.manifest_path(), tmp_path / "candidate.json")
     model, info = default_model.resolve(weights, "lite")
     assert info == default_model.manifest()
+    assert default_model.flow_method(info) == info["flow_method"]  # what segment runs
     assert model.lvo_config == default_model.config(info)
     recorded = np.array(info["regression"]["probabilities_every_4th_pixel"])
     np.testing.assert_allclose(default_model.regression_outputs(model), recorded, atol=1e-4)
@@ -86,6 +87,7 @@ def test_weights_with_a_manifest_beside_them_run_their_own_network(tmp_path):
     os.remove(tmp_path / "candidate.json")
     model, info = default_model.resolve(weights, "lite")
     assert info is None and model.lvo_config.memory_streams == "both"
+    assert default_model.flow_method(info) == "dis_medium"
     assert default_model.manifest()["config"]["memory_streams"] == "motion"
     assert np.abs(np.array(default_model.regression_outputs(model)) - recorded).max() > 1e-3
 

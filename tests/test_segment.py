@@ -243,6 +243,7 @@ def test_segment_then_evaluate_end_to_end(davis, tmp_path):
         assert (out / "overlays" / f"{seq}.gif").is_file()
     summary = json.loads((out / "segment_summary.json").read_text())
     assert summary["processed"] == 12 and summary["stage_seconds_per_frame"]["memory"] > 0
+    assert summary["flow_method"] == "dis_medium"  # no manifest: the project's default
     assert summary["stage_seconds_per_frame"]["flow"] > 0  # on the prefetch thread
     assert 0 <= summary["stage_seconds_per_frame"]["wait"] < summary["seconds_per_frame"]
     evaluation = subprocess.run(
@@ -427,6 +428,7 @@ def test_default_model_runs_at_its_height_and_masks_keep_the_video_size(davis, t
     summary = json.loads((out / "segment_summary.json").read_text())
     assert summary["process_height"] == 32 and summary["crf"] is True
     model, info = default_model.load()
+    assert summary["flow_method"] == info["flow_method"]  # the flow the model learned
     reference = LVORunner(model)
     seq = readers.davis_sequences(str(davis), "val", ["a"])[0]
     full = readers.load_frames(seq)

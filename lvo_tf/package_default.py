@@ -9,9 +9,10 @@ into --output_dir (lvo_tf/weights by default), atomically:
 
 - `lite_synthetic.weights.h5`: the whole model;
 - `lite_synthetic.json`: the manifest (see lvo_tf/default_model.py): preset,
-  processing height, flow method, SHA-256, every run's settings and summary,
-  the synthetic set's settings, and the model's outputs on a fixed synthetic
-  clip (what tests/test_default_model.py checks the shipped file against).
+  processing height, flow method (the one MP-Net was trained on), SHA-256,
+  every run's settings and summary, the synthetic set's settings, and the
+  model's outputs on a fixed synthetic clip (what tests/test_default_model.py
+  checks the shipped file against).
 """
 
 import dataclasses
@@ -21,13 +22,20 @@ import os
 from absl import app, flags, logging
 
 from lvo_tf import default_model, io_utils
+from lvo_tf.data import flow as flow_lib
 from lvo_tf.models import build_lvo, resolve_config, weights
 
 _WORK_DIR = flags.DEFINE_string("work_dir", "out/default", "Where make default-weights works.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", default_model.WEIGHTS_DIR, "Where to ship.")
 _PRESET = flags.DEFINE_string("preset", "lite", "Preset the runs trained.")
 _PROCESS_HEIGHT = flags.DEFINE_integer("process_height", 240, "Height the model was trained at.")
-_FLOW_METHOD = flags.DEFINE_string("flow_method", "dis_medium", "Flow the model learned.")
+_FLOW_METHOD = flags.DEFINE_enum(
+    "flow_method",
+    None,
+    flow_lib.METHODS,
+    "Flow the model runs on (default: the flow its MP-Net run trained on, `train_mpnet "
+    f"--flow`; {flow_lib.DEFAULT_METHOD} if that was ground truth).",
+)
 
 
 def _read_json(path):
@@ -63,6 +71,11 @@ def main(argv):
         data = _read_json(os.path.join(work, "synth", "synthesize.json"))
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
+    # MP-Net learned the noise of one flow method; the package runs on that one.
+    learned = training["mpnet"]["settings"].get("flow")
+    flow_method = _FLOW_METHOD.value or (
+        learned if learned in flow_lib.METHODS else flow_lib.DEFAULT_METHOD
+    )
     out = _OUTPUT_DIR.value
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, default_model.NAME + ".weights.h5")
@@ -74,7 +87,7 @@ def main(argv):
         # silently change what the shipped weights are loaded into.
         "config": dataclasses.asdict(config),
         "process_height": _PROCESS_HEIGHT.value,
-        "flow_method": _FLOW_METHOD.value,
+        "flow_method": flow_method,
         "weights": os.path.basename(path),
         "sha256": default_model.sha256(path),
         "bytes": os.path.getsize(path),

@@ -157,8 +157,9 @@ def test_the_wheel_carries_the_default_model(tmp_path):
 def test_package_default_ships_the_streams_the_memory_was_trained_on(tmp_path):
     """package_default assembles the three runs into one model and records in
     the manifest the network they make: a memory trained with
-    `--streams=motion` is shipped as `memory_streams="motion"`, and loading
-    the package gives that network with those weights."""
+    `--streams=motion` is shipped as `memory_streams="motion"`, the flow
+    method is the one MP-Net was trained on, and loading the package gives
+    that network with those weights."""
     import keras
 
     from lvo_tf.models import build_lvo, resolve_config, weights
@@ -169,7 +170,7 @@ def test_package_default_ships_the_streams_the_memory_was_trained_on(tmp_path):
     for part, run in {"motion": "mpnet", "appearance": "appearance", "memory": "memory"}.items():
         (work / run).mkdir(parents=True)
         weights.save_weights(trained, str(work / run / f"{part}.weights.h5"), part=part)
-        settings = {"streams": "motion"} if run == "memory" else {}
+        settings = {"memory": {"streams": "motion"}, "mpnet": {"flow": "dis_fine"}}.get(run, {})
         (work / run / "config.json").write_text(json.dumps(settings))
         (work / run / "summary.json").write_text(json.dumps({"steps": 1}))
     (work / "synth").mkdir()
@@ -187,6 +188,7 @@ def test_package_default_ships_the_streams_the_memory_was_trained_on(tmp_path):
         capture_output=True,
     )
     model, info = default_model.load(str(out))
+    assert info["flow_method"] == "dis_fine"  # the flow MP-Net was trained on
     assert info["config"]["memory_streams"] == "motion"
     assert model.lvo_config.memory_streams == "motion"
     rng = np.random.default_rng(0)

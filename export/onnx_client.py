@@ -15,14 +15,19 @@ import os
 import numpy as np
 from absl import app, flags, logging
 
-from lvo_tf import io_utils
+from lvo_tf import default_model, io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 
 _MODEL = flags.DEFINE_string("model", None, "The .onnx file from export.onnx.")
 _FRAMES_DIR = flags.DEFINE_string("frames_dir", None, "A folder of frames.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where masks go.")
-_FLOW_METHOD = flags.DEFINE_enum("flow_method", flow_lib.DEFAULT_METHOD, flow_lib.METHODS, "")
+_FLOW_METHOD = flags.DEFINE_enum(
+    "flow_method",
+    None,
+    flow_lib.METHODS,
+    "Flow the exported model learned (default: the default model's).",
+)
 
 
 def segment(session, frames: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -44,7 +49,11 @@ def main(argv):
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
     session = ort.InferenceSession(_MODEL.value, providers=["CPUExecutionProvider"])
-    probabilities = segment(session, frames, flow_lib.clip_flow(frames, _FLOW_METHOD.value))
+    probabilities = segment(
+        session,
+        frames,
+        flow_lib.clip_flow(frames, default_model.client_flow_method(_FLOW_METHOD.value)),
+    )
     io_utils.write_masks(_OUTPUT_DIR.value, seq.stems, probabilities)
     logging.info("Wrote %d masks to %s", len(seq), _OUTPUT_DIR.value)
 

@@ -17,6 +17,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from export.serving import SIGNATURE
+from lvo_tf import default_model
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 
@@ -26,6 +27,12 @@ _REST = flags.DEFINE_string("rest", None, "Use REST at this base URL instead of 
 _MODEL_NAME = flags.DEFINE_string("model_name", "lvo", "Model name in models.config.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where masks go.")
 _TIMEOUT = flags.DEFINE_float("timeout", 600.0, "Seconds to wait for the server.")
+_FLOW_METHOD = flags.DEFINE_enum(
+    "flow_method",
+    None,
+    flow_lib.METHODS,
+    "Flow the served model learned (default: the default model's).",
+)
 
 
 def predict_request(frames: np.ndarray, flow: np.ndarray, model_name: str = "lvo"):
@@ -84,7 +91,7 @@ def main(argv):
         frames = readers.load_frames(seq)
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
-    flow = flow_lib.clip_flow(frames)
+    flow = flow_lib.clip_flow(frames, default_model.client_flow_method(_FLOW_METHOD.value))
     predict = _predict_rest if _REST.value else _predict_grpc
     probabilities = predict(frames[None], flow[None])[0, ..., 0]
     io_utils.write_masks(_OUTPUT_DIR.value, seq.stems, probabilities)

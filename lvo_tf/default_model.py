@@ -17,12 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import synthetic
+
+if TYPE_CHECKING:  # importing this module does not load TensorFlow (the ONNX client)
+    import keras
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 NAME = "lite_synthetic"
@@ -96,6 +99,12 @@ def flow_method(info: dict | None) -> str:
     """The optical flow a packaged model learned the noise of (its manifest's
     `flow_method`); the project's default method when there is no manifest."""
     return (info or {}).get("flow_method", flow_lib.DEFAULT_METHOD)
+
+
+def client_flow_method(given: str | None) -> str:
+    """What a serving client computes flow with: `given`, else the shipped
+    default model's flow (the model a plain export serves)."""
+    return given or flow_method(manifest() if available() else None)
 
 
 def resolve(weights_file: str | None, preset: str, allow_random: bool = False):

@@ -88,6 +88,9 @@ def test_weights_with_a_manifest_beside_them_run_their_own_network(tmp_path):
     model, info = default_model.resolve(weights, "lite")
     assert info is None and model.lvo_config.memory_streams == "both"
     assert default_model.flow_method(info) == "dis_medium"
+    # Serving clients compute flow as the default model learned it unless told.
+    assert default_model.client_flow_method(None) == default_model.manifest()["flow_method"]
+    assert default_model.client_flow_method("farneback") == "farneback"
     assert default_model.manifest()["config"]["memory_streams"] == "motion"
     assert np.abs(np.array(default_model.regression_outputs(model)) - recorded).max() > 1e-3
 

@@ -150,6 +150,12 @@ def main(argv):
         results = {k: old[k] for k in keys if k in old and k not in only}
     else:
         results = {}
+    # Rows of the model's variants name the model they were measured for, so a
+    # table with rows kept from an earlier model says which ones.
+    model_id = None
+    if _MANIFEST.value and os.path.isfile(_MANIFEST.value):
+        with open(_MANIFEST.value) as f:
+            model_id = json.load(f).get("sha256", "")[:12] or None
     for dataset, (root, features, split, flows) in _datasets(work).items():
         sequences = list(
             ablation.load_sequences(root, features, split, _PROCESS_HEIGHT.value, flows)
@@ -173,7 +179,10 @@ def main(argv):
             scores = ablation.score(
                 sequences, coarse, full, crf.CRFParams() if kind == "crf" else None
             )
-            results.setdefault(key, {"label": label})[dataset] = vars(scores)
+            row = results.setdefault(key, {"label": label})
+            row[dataset] = vars(scores)
+            if kind not in ablation.MODEL_FREE:
+                row["model"] = model_id
             logging.info(
                 "%s / %s: J %.3f F %.3f (static J %s) in %.0f s",
                 dataset,

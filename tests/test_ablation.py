@@ -81,8 +81,26 @@ def test_ablations_table_puts_both_crf_rows_next_to_their_thresholded_ones():
     assert header in table
     assert "| s2 | 0.600 / 0.250 | 0.700 / 0.300 | 0.400 / 0.150 | 0.500 / 0.200 |" in table
     assert "| base + crf | n/a | n/a | n/a | n/a | 0.450 | 0.200 |" in table
+    assert "(†)" not in table  # no row names a model: nothing to mark
     del results["baseline_crf"], results["crf"]
     assert "| dev sequence | default model J / F | baseline J / F |" in ablation.markdown(results)
+
+
+def test_ablations_table_marks_rows_of_an_earlier_model():
+    """Rows measured for another model than the default model's row (or
+    before rows named their model) are marked and explained; the baseline,
+    which has no model, never is."""
+    results = {
+        "baseline": {"label": "base", "synthetic": {"j": 0.3, "f": 0.2}},
+        "bidirectional": {"label": "ours", "model": "new", "synthetic": {"j": 0.5, "f": 0.3}},
+        "forward": {"label": "fwd", "model": "old", "synthetic": {"j": 0.4, "f": 0.3}},
+        "none": {"label": "no memory", "synthetic": {"j": 0.4, "f": 0.3}},
+        "crf": {"label": "ours + crf", "model": "new", "synthetic": {"j": 0.6, "f": 0.5}},
+    }
+    table = ablation.markdown(results)
+    assert "| fwd (†) |" in table and "| no memory (†) |" in table
+    assert "| base |" in table and "| ours |" in table and "| ours + crf |" in table
+    assert "(†) Measured for an earlier default model" in table
 
 
 def test_ablations_variants_flag_refuses_unknown_rows_and_a_missing_table(tmp_path):

@@ -21,17 +21,17 @@ from lvo_tf import io_utils
 FLO_MAGIC = 202021.25  # "PIEH" as a little-endian float32
 MAX_FLO_SIDE = 100_000
 
+# name: (OpenCV preset, finest pyramid scale or None for the preset's own).
 DIS_PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    "ultrafast": (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, None),
+    "fast": (cv2.DISOPTICAL_FLOW_PRESET_FAST, None),
+    "medium": (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, None),
     # OpenCV's presets stop their coarse-to-fine pyramid at half the frame's
     # resolution (finest scale 1) and upsample from there. "fine" is the
     # medium preset carried down to the frame itself (finest scale 0): the
-    # flow of a 240-row frame at 240 rows, about 3x the cost of "medium".
-    "fine": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+    # flow of a 240-row frame at 240 rows, about 3.5x the cost of "medium".
+    "fine": (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 0),
 }
-DIS_FINEST_SCALE = {"fine": 0}
 METHODS = tuple(f"dis_{p}" for p in DIS_PRESETS) + ("farneback",)
 DEFAULT_METHOD = "dis_medium"
 
@@ -104,10 +104,10 @@ class FlowEstimator:
     def _dis(self):
         dis = getattr(self._local, "dis", None)
         if dis is None:
-            preset = self.method[4:]
-            dis = self._local.dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
-            if preset in DIS_FINEST_SCALE:
-                dis.setFinestScale(DIS_FINEST_SCALE[preset])
+            preset, finest_scale = DIS_PRESETS[self.method[4:]]
+            dis = self._local.dis = cv2.DISOpticalFlow_create(preset)
+            if finest_scale is not None:
+                dis.setFinestScale(finest_scale)
         return dis
 
     def __call__(self, frame: np.ndarray, next_frame: np.ndarray) -> np.ndarray:

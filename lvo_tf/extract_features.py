@@ -8,9 +8,11 @@ through the flow cache (`--flow_dir`, default `<output_dir>/flow`), and writes
 `<output_dir>/<seq>.features.npy` (float16 [T, H'/8, W'/8, C]),
 `<seq>.labels.npy` and `index.json` (see `lvo_tf/data/features.py`).
 Sequences already in the index are skipped: an interrupted run resumes.
-Weights: `--weights` (a whole-model `.weights.h5`) and/or
+Weights: `--weights` (a whole-model `.weights.h5`; with a `package_default`
+manifest beside it, the network and flow method it records) and/or
 `--appearance_weights` / `--motion_weights` (part files); random weights only
-with `--allow_random_weights` (tests, timing).
+with `--allow_random_weights` (tests, timing). Flow: `--flow_method`, by
+default the method the package learned, else dis_medium.
 """
 
 import os
@@ -19,6 +21,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
+from lvo_tf import default_model
 from lvo_tf.data import features as features_lib
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
@@ -34,7 +37,12 @@ _APPEARANCE = flags.DEFINE_string("appearance_weights", None, "Appearance part .
 _MOTION = flags.DEFINE_string("motion_weights", None, "Motion part .weights.h5.")
 _RANDOM = flags.DEFINE_bool("allow_random_weights", False, "Run without trained weights.")
 _FLOW_DIR = flags.DEFINE_string("flow_dir", None, "Flow cache root (default <output_dir>/flow).")
-_FLOW_METHOD = flags.DEFINE_enum("flow_method", flow_lib.DEFAULT_METHOD, flow_lib.METHODS, "")
+_FLOW_METHOD = flags.DEFINE_enum(
+    "flow_method",
+    None,
+    flow_lib.METHODS,
+    f"Optical flow (default: the --weights manifest's, else {flow_lib.DEFAULT_METHOD}).",
+)
 _CHUNK = flags.DEFINE_integer("chunk", 8, "Frames per forward pass.", lower_bound=1)
 _PROCESS_HEIGHT = flags.DEFINE_integer(
     "process_height", None, "Resize frames and masks to this height first.", lower_bound=16
@@ -43,7 +51,7 @@ flags.mark_flags_as_required(["data_root", "output_dir"])
 
 
 def _model():
-    model = build_lvo(_PRESET.value)
+    """(model, manifest of --weights or None)."""
     given = [_WEIGHTS.value, _APPEARANCE.value, _MOTION.value]
     if not any(given) and not _RANDOM.value:
         raise app.UsageError(
@@ -51,15 +59,17 @@ def _model():
             "--motion_weights, or --allow_random_weights for a timing run"
         )
     try:
-        if _WEIGHTS.value:
-            weights.load_weights(model, _WEIGHTS.value)
+        if _WEIGHTS.value:  # a packaged model's own network (default_model.resolve)
+            model, info = default_model.resolve(_WEIGHTS.value, _PRESET.value)
+        else:
+            model, info = build_lvo(_PRESET.value), None
         if _APPEARANCE.value:
             weights.load_weights(model, _APPEARANCE.value, part="appearance")
         if _MOTION.value:
             weights.load_weights(model, _MOTION.value, part="motion")
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
-    return model
+    return model, info
 
 
 def main(argv):
@@ -68,14 +78,16 @@ def main(argv):
         sequences = readers.davis_sequences(_DATA_ROOT.value, _SPLIT.value, _SEQUENCES.value)
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
-    streams = _model().get_layer("streams")
+    model, info = _model()
+    streams = model.get_layer("streams")
     cache = features_lib.FeatureCache(_OUTPUT_DIR.value)
-    flows = flow_lib.FlowCache(
-        _FLOW_DIR.value or os.path.join(_OUTPUT_DIR.value, "flow"), _FLOW_METHOD.value
-    )
+    method = _FLOW_METHOD.value or default_model.flow_method(info)
+    logging.info("Optical flow: %s", method)
+    flow_root = _FLOW_DIR.value or os.path.join(_OUTPUT_DIR.value, "flow")
     height = _PROCESS_HEIGHT.value
     if height:  # fields of resized frames are kept apart from full-size ones
-        flows = flow_lib.FlowCache(os.path.join(flows.root, f"h{height}"), _FLOW_METHOD.value)
+        flow_root = os.path.join(flow_root, f"h{height}")
+    flows = flow_lib.FlowCache(flow_root, method)
     todo = [s for s in sequences if s.name not in cache]
     logging.info("%d sequences, %d already cached", len(sequences), len(sequences) - len(todo))
     total = sum(len(s) for s in todo)

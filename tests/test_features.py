@@ -64,3 +64,44 @@ def test_extract_features_binary_resumes(tmp_path, rng):
     assert labels.shape == (3, 6, 8, 1) and 0 < labels.max() <= 1
     again = subprocess.run(cmd + ["--allow_random_weights"], capture_output=True, text=True)
     assert "2 already cached" in again.stderr
+
+
+def test_extract_features_runs_a_packaged_model_on_the_flow_it_learned(tmp_path, rng):
+    """--weights with a package_default manifest beside it: its network and
+    its flow method (here dis_fast, whose fields land under dis_fast/); the
+    features equal the packaged model's streams on that flow."""
+    import shutil
+
+    from lvo_tf import default_model
+    from lvo_tf.data import flow as flow_lib
+    from lvo_tf.data import readers
+
+    write_davis(str(tmp_path / "data"), rng, sequences=("s1",), frames=3, size=(40, 56))
+    weights = tmp_path / "pkg.weights.h5"
+    shutil.copy(default_model.weights_path(), weights)
+    info = default_model.manifest()
+    info["flow_method"] = "dis_fast"
+    (tmp_path / "pkg.json").write_text(json.dumps(info))
+    cmd = [
+        sys.executable,
+        "-m",
+        "lvo_tf.extract_features",
+        f"--data_root={tmp_path / 'data'}",
+        "--split=val",
+        f"--output_dir={tmp_path / 'feats'}",
+        f"--weights={weights}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Optical flow: dis_fast" in proc.stderr
+    assert sorted((tmp_path / "feats" / "flow").iterdir()) == [
+        tmp_path / "feats" / "flow" / "dis_fast"
+    ]
+    model, _ = default_model.resolve(str(weights), "lite")
+    seq = readers.davis_sequences(str(tmp_path / "data"), "val")[0]
+    frames = readers.load_frames(seq)
+    expected = features.extract(
+        model.get_layer("streams"), frames, flow_lib.clip_flow(frames, "dis_fast"), chunk=8
+    )
+    got = np.load(tmp_path / "feats" / "s1.features.npy")
+    np.testing.assert_allclose(got.astype(np.float32), expected.astype(np.float32), atol=2e-3)

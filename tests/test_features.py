@@ -42,17 +42,22 @@ def test_cache_refuses_other_channel_count(tmp_path):
     assert "a" in features.FeatureCache(str(tmp_path))  # the index survives a reload
 
 
-def test_extract_features_binary_resumes(tmp_path, rng):
-    write_davis(str(tmp_path / "data"), rng, sequences=("s1", "s2"), frames=3, size=(40, 56))
-    cmd = [
+def _extract_command(tmp_path, *flags):
+    """extract_features on the DAVIS-layout folder tmp_path/data (val) into tmp_path/feats."""
+    return [
         sys.executable,
         "-m",
         "lvo_tf.extract_features",
         f"--data_root={tmp_path / 'data'}",
         "--split=val",
         f"--output_dir={tmp_path / 'feats'}",
-        "--preset=lite",
+        *flags,
     ]
+
+
+def test_extract_features_binary_resumes(tmp_path, rng):
+    write_davis(str(tmp_path / "data"), rng, sequences=("s1", "s2"), frames=3, size=(40, 56))
+    cmd = _extract_command(tmp_path, "--preset=lite")
     refused = subprocess.run(cmd, capture_output=True, text=True)
     assert refused.returncode != 0 and "no weights" in refused.stderr
     proc = subprocess.run(cmd + ["--allow_random_weights"], capture_output=True, text=True)
@@ -82,16 +87,9 @@ def test_extract_features_runs_a_packaged_model_on_the_flow_it_learned(tmp_path,
     info = default_model.manifest()
     info["flow_method"] = "dis_fast"
     (tmp_path / "pkg.json").write_text(json.dumps(info))
-    cmd = [
-        sys.executable,
-        "-m",
-        "lvo_tf.extract_features",
-        f"--data_root={tmp_path / 'data'}",
-        "--split=val",
-        f"--output_dir={tmp_path / 'feats'}",
-        f"--weights={weights}",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(
+        _extract_command(tmp_path, f"--weights={weights}"), capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Optical flow: dis_fast" in proc.stderr
     assert sorted((tmp_path / "feats" / "flow").iterdir()) == [

@@ -151,9 +151,28 @@ def test_memory_streams_ignores_the_other_stream(rng, streams):
         build_memory(TINY.replace(memory_streams="audio"))
 
 
-def test_motion_only_memory_exports_with_parity(rng, tmp_path):
+def test_motion_mix_is_the_weighted_mean_of_memory_and_motion(rng):
+    """motion_mix=w: (1 - w) * the memory's own output + w * the motion
+    channel of the features, with the same (and no extra) weights."""
+    keras.utils.set_random_seed(6)
+    config = TINY.replace(memory_streams="motion")
+    plain = build_memory(config)
+    mixed = build_memory(config.replace(motion_mix=0.25))
+    assert len(mixed.get_weights()) == len(plain.get_weights())
+    mixed.set_weights(plain.get_weights())
+    x = rng.uniform(size=(1, 4, 6, 7, TINY.feature_channels)).astype("float32")
+    expected = 0.75 * np.asarray(plain(x)) + 0.25 * x[..., -1:]
+    np.testing.assert_allclose(np.asarray(mixed(x)), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="motion_mix must be in"):
+        build_memory(config.replace(motion_mix=1.5))
+    with pytest.raises(ValueError, match="motion_mix: the memory reads no motion"):
+        build_memory(TINY.replace(memory_streams="appearance", motion_mix=0.25))
+
+
+@pytest.mark.parametrize("mix", [0.0, 0.25])
+def test_motion_only_memory_exports_with_parity(rng, tmp_path, mix):
     keras.utils.set_random_seed(4)
-    model = build_lvo(TINY.replace(memory_streams="motion"))
+    model = build_lvo(TINY.replace(memory_streams="motion", motion_mix=mix))
     results = run_all_ways(model, [clip(rng, 1, 3, 37, 50), clip(rng, 1, 2, 24, 16)], str(tmp_path))
     assert_all_agree(results, atol=1e-5)
 

@@ -93,9 +93,10 @@ def test_online_chunk_covering_the_video_equals_whole(runner, rng):
     np.testing.assert_allclose(online, runner.coarse(feats), atol=1e-5)
 
 
-def test_online_is_exact_for_a_forward_only_model(rng):
+@pytest.mark.parametrize("mix", [0.0, 0.25])
+def test_online_is_exact_for_a_forward_only_model(rng, mix):
     keras.utils.set_random_seed(2)
-    forward = LVORunner(build_lvo(TINY.replace(memory_type="forward")))
+    forward = LVORunner(build_lvo(TINY.replace(memory_type="forward", motion_mix=mix)))
     x = clip(rng, 1, 6, 16, 24)
     feats = forward.features(x["frames"][0], x["flow"][0])
     state, parts = None, []

@@ -68,6 +68,8 @@ class LVORunner:
         layer = memory.get_layer("visual_memory")
         self.bidirectional = isinstance(layer, keras.layers.Bidirectional)
         self.recurrent = self.bidirectional or isinstance(layer, ConvGRU)  # else per frame
+        names = {sub.name for sub in memory.layers}
+        self.mix = memory.get_layer("motion_mix") if "motion_mix" in names else None
         c = memory.input.shape[-1]
         clip = (None, None, None, None)
         self._streams = tf.function(
@@ -124,6 +126,8 @@ class LVORunner:
         else:
             h_all = h
         p = self.memory.get_layer("classifier")(self.memory.get_layer("head_conv")(h_all))
+        if self.mix is not None:
+            p = self.mix(p, self.memory.get_layer("stream_mask")(x))
         return p, h[:, -1]
 
     def online(self, features: np.ndarray, state: np.ndarray | None):

@@ -328,6 +328,28 @@ class StreamMask(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class MotionMix(keras.layers.Layer):
+    """Late fusion of the memory's foreground probability with the motion
+    stream's: `(1 - weight) * probability + weight * motion`, where motion is
+    the features' last channel (MP-Net's probability pooled to 1/8). It has
+    no weights: the memory is trained alone and the mix is set when the
+    model is assembled (`LVOConfig.motion_mix`)."""
+
+    def __init__(self, weight: float, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"motion_mix must be in [0, 1]; got {weight}")
+        self.weight = float(weight)
+
+    def call(self, probability, features):
+        motion = tf.cast(features[..., -1:], probability.dtype)
+        return (1.0 - self.weight) * probability + self.weight * motion
+
+    def get_config(self):
+        return {**super().get_config(), "weight": self.weight}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class PadFrames(keras.layers.Layer):
     """Pads a clip [B, T, H, W, C] at the bottom and right so that H and W are
     multiples of `multiple`, with a constant value per channel."""

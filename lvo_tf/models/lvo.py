@@ -12,6 +12,7 @@ from lvo_tf.models.frame_ops import (
     CAFFE_MEAN_RGB,
     CheckClip,
     FrameWise,
+    MotionMix,
     PadFrames,
     StreamMask,
     UpsampleToFrames,
@@ -61,6 +62,11 @@ class LVOConfig:
             or `"motion"` (the appearance channels are zeroed first, as in
             `train --streams=motion`; the appearance stream still runs, so
             its part of the weights and the cached features keep both).
+        motion_mix: Weight of the motion stream in the output (0: off, the
+            paper): the memory's probability is mixed with MP-Net's at 1/8,
+            `(1 - w) * memory + w * motion` (`MotionMix`). Set when a model
+            is assembled from a memory trained alone (`package_default
+            --motion_mix`); training never sees it.
     """
 
     appearance_width: float = 1.0
@@ -78,6 +84,7 @@ class LVOConfig:
     memory_recompute: bool = False
     head_filters: int = 64
     memory_streams: str = "both"
+    motion_mix: float = 0.0
 
     @property
     def feature_channels(self) -> int:
@@ -190,11 +197,15 @@ def build_memory(config: LVOConfig) -> keras.Model:
     probability [B, T, h, w, 1] at 1/8 resolution.
 
     Bidirectional ConvGRU (outputs concatenated per frame), a 3x3 conv with
-    ReLU and a 1x1 conv with sigmoid. Both head convs act on each frame alone
+    ReLU and a 1x1 conv with sigmoid; with `motion_mix`, that probability
+    mixed with the motion stream's. Both head convs act on each frame alone
     (Conv3D with a time extent of 1), Glorot-initialised.
     """
     features = keras.Input((None, None, None, config.feature_channels), name="features")
-    x = StreamMask(config.memory_streams, name="stream_mask")(features)
+    masked = StreamMask(config.memory_streams, name="stream_mask")(features)
+    if config.motion_mix and config.memory_streams == "appearance":
+        raise ValueError("motion_mix: the memory reads no motion (memory_streams='appearance')")
+    x = masked
     # Fixed names keep weight paths stable: visual_memory/forward_conv_gru/...
     if config.memory_type == "bidirectional":
         gru = ConvGRU(
@@ -233,6 +244,10 @@ def build_memory(config: LVOConfig) -> keras.Model:
     probability = keras.layers.Conv3D(
         1, 1, activation="sigmoid", dtype="float32", name="classifier"
     )(x)
+    if config.motion_mix:
+        probability = MotionMix(config.motion_mix, dtype="float32", name="motion_mix")(
+            probability, masked
+        )
     return keras.Model(features, probability, name="memory")
 
 

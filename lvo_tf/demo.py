@@ -72,7 +72,7 @@ def segment_clip(runner, info, name, frames, truth, static, out, times, crf_para
     """Both methods on one clip (refined by the CRF when `crf_params` is
     given); masks and pictures of the default model."""
     height = info["process_height"]
-    small = [readers.resize_to_height(f, height) for f in frames]
+    small = [readers.shrink_to_height(f, height) for f in frames]
     estimator = flow_lib.FlowEstimator(info["flow_method"])
     t0 = time.time()
     flows = [estimator(small[t], small[t + 1]) for t in range(len(frames) - 1)]

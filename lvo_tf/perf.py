@@ -647,7 +647,7 @@ def segment_probe(
     }
 
     def shrink(f):
-        return readers.resize_to_height(f, process_height)
+        return readers.shrink_to_height(f, process_height)
 
     with tempfile.TemporaryDirectory() as tmp:
         stems = [f"{i:05d}" for i in range(frames)]
@@ -737,11 +737,15 @@ def segment_probe(
     return result
 
 
-def bench_segment(
-    variants=(("lite", 240, 60), ("lite", None, 40), ("paper", None, 8)), repeats: int = 3
-) -> list[dict]:
+def bench_segment(variants=None, repeats: int = 3) -> list[dict]:
     """`segment_probe` for each (preset, process height, frames), each in a
-    fresh process so that its peak memory is its own."""
+    fresh process so that its peak memory is its own; by default the shipped
+    model at its manifest's processing height and at 854x480, and `paper`."""
+    if variants is None:
+        from lvo_tf import default_model
+
+        height = default_model.manifest()["process_height"]
+        variants = (("lite", height, 60), ("lite", None, 40), ("paper", None, 8))
     results = []
     for preset, process_height, frames in variants:
         code = (

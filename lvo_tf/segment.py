@@ -19,8 +19,9 @@ bounded by the window; `--online` runs forward with carried memory for live
 or unbounded input (see lvo_tf/inference/segmenter.py for the trade-off).
 Each mask is refined by a dense CRF on the frame, as in LVO (`--nocrf`:
 the probability thresholded at 0.5, 2-3x faster). Without `--weights` the shipped
-default model runs (lvo_tf/default_model.py), on frames resized to the
-height it was trained at (`--process_height`); masks keep the video's size.
+default model runs (lvo_tf/default_model.py), on frames shrunk to the
+height its manifest gives (`--process_height`; never enlarged); masks keep the
+video's size.
 """
 
 import json
@@ -54,8 +55,9 @@ _RANDOM = flags.DEFINE_bool("allow_random_weights", False, "Run untrained (tests
 _PROCESS_HEIGHT = flags.DEFINE_integer(
     "process_height",
     None,
-    "Resize frames to this height for the network and flow; masks keep the video's size "
-    "(default: the default model's training height, else the video's own).",
+    "Shrink frames taller than this to this height for the network and flow (shorter "
+    "ones keep their size); masks keep the video's size (default: the default model's "
+    "processing height, else the video's own).",
     lower_bound=16,
 )
 _WINDOW = flags.DEFINE_integer("window", 28, "Frames per memory window.", lower_bound=1)
@@ -164,7 +166,7 @@ def _stream(runner, options, height, flow_method):
             times,
             overlay_stem=os.path.join(out, "overlays", name) if options.overlay else None,
             progress=progress,
-            shrink=lambda f: readers.resize_to_height(f, height),
+            shrink=lambda f: readers.shrink_to_height(f, height),
         )
     except ValueError as e:
         raise app.UsageError(str(e)) from None
@@ -255,7 +257,7 @@ def main(argv):
             mask_dir,
             options,
             times,
-            shrink=lambda f: readers.resize_to_height(f, height),
+            shrink=lambda f: readers.shrink_to_height(f, height),
             prefetch=_PREFETCH.value,
             probability_dir=probs,
             overlay_stem=overlays,

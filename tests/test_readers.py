@@ -154,3 +154,14 @@ def test_fbms_bad_definition_files(tmp_path, rng):
     definition.unlink()
     with pytest.raises(ValueError, match=r"expected one \*Def.dat"):
         readers.fbms_sequences(str(tmp_path), "Testset")
+
+
+def test_shrink_to_height_shrinks_like_opencv_and_never_enlarges(rng):
+    frame = rng.integers(0, 256, (48, 80, 3)).astype(np.uint8)
+    small = readers.shrink_to_height(frame, 36)
+    np.testing.assert_array_equal(small, cv2.resize(frame, (60, 36), interpolation=cv2.INTER_AREA))
+    assert readers.shrink_to_height(frame, 48) is frame
+    assert readers.shrink_to_height(frame, 360) is frame  # a shorter frame keeps its size
+    assert readers.shrink_to_height(frame, None) is frame
+    with pytest.raises(ValueError, match="height must be positive"):
+        readers.shrink_to_height(frame, 0)

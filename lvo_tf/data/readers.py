@@ -77,6 +77,17 @@ def resize_to_height(frame: np.ndarray, height: int | None) -> np.ndarray:
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def shrink_to_height(frame: np.ndarray, height: int | None) -> np.ndarray:
+    """`frame` scaled down to `height` rows (as `resize_to_height`) when it is
+    taller; a frame of `height` rows or fewer is returned as it is (never
+    enlarged: the network gains nothing from interpolated pixels)."""
+    if height is not None and height < 1:
+        raise ValueError(f"height must be positive; got {height}")
+    if height is None or frame.shape[0] <= height:
+        return frame
+    return resize_to_height(frame, height)
+
+
 def read_annotation(path: str) -> tuple[np.ndarray, int]:
     """(bool mask [H, W], number of distinct object labels found)."""
     image = cv2.imread(path, cv2.IMREAD_UNCHANGED)

@@ -55,6 +55,7 @@ VARIANTS = (
     ("no_memory", "no memory (per-frame 7x7 conv)", "memory", "ablation/none"),
     ("forward", "forward-only memory", "memory", "ablation/forward"),
     ("bidirectional", "bidirectional memory (the default model)", "memory", "memory"),
+    ("no_mix", "bidirectional memory, motion stream not mixed in", "memory", "memory"),
     ("both_streams", "bidirectional memory, both streams", "memory", "ablation/both_streams"),
     (
         "no_stop_and_go",
@@ -72,7 +73,21 @@ STREAMS_TEXT = {
 }
 
 
-def _predictor(kind, work, run_dir):
+# The rows of the shipped model itself: the motion stream is mixed into the
+# memory's output as the manifest says (`package_default --motion_mix`); every
+# other memory row is the memory alone.
+MIXED = ("bidirectional", "crf")
+
+
+def _manifest_mix() -> float:
+    path = _MANIFEST.value
+    if not path or not os.path.isfile(path):
+        return 0.0
+    with open(path) as f:
+        return float(json.load(f).get("config", {}).get("motion_mix", 0.0))
+
+
+def _predictor(kind, work, run_dir, mix=0.0):
     """(coarse, full, streams) of a variant, or None when its run is missing."""
     if kind in ("baseline", "baseline_crf"):
         params = crf.CRFParams() if kind == "baseline_crf" else None
@@ -101,7 +116,7 @@ def _predictor(kind, work, run_dir):
         settings = json.load(f)
     streams = settings.get("streams", "both")
     run_memory = ablation.memory_model(
-        path, _PRESET.value, settings.get("memory_type", "bidirectional"), streams
+        path, _PRESET.value, settings.get("memory_type", "bidirectional"), streams, mix
     )
     return (lambda seq: run_memory(seq.features)), None, streams
 
@@ -166,7 +181,8 @@ def main(argv):
                 continue
             if kind in ("crf", "baseline_crf") and not _CRF.value:
                 continue
-            predictor = _predictor("memory" if kind == "crf" else kind, work, run_dir)
+            mix = _manifest_mix() if key in MIXED else 0.0
+            predictor = _predictor("memory" if kind == "crf" else kind, work, run_dir, mix)
             if predictor is None:
                 logging.warning(
                     "%s: no run at %s, skipped", label, os.path.join(work, run_dir or "")
@@ -176,6 +192,8 @@ def main(argv):
             coarse, full, streams = predictor
             if streams:
                 label = f"{label} [{STREAMS_TEXT[streams]}]"
+            if mix:
+                label = f"{label}, motion stream mixed in at {mix:g}"
             scores = ablation.score(
                 sequences, coarse, full, crf.CRFParams() if kind == "crf" else None
             )

@@ -8,11 +8,12 @@ Reads the three runs `make default-weights` makes under --work_dir
 into --output_dir (lvo_tf/weights by default), atomically:
 
 - `lite_synthetic.weights.h5`: the whole model;
-- `lite_synthetic.json`: the manifest (see lvo_tf/default_model.py): preset,
-  processing height, flow method (the one MP-Net was trained on), SHA-256,
-  every run's settings and summary, the synthetic set's settings, and the
-  model's outputs on a fixed synthetic clip (what tests/test_default_model.py
-  checks the shipped file against).
+- `lite_synthetic.json`: the manifest (see lvo_tf/default_model.py): preset
+  and network config (with `--motion_mix`), processing height, flow method
+  (the one MP-Net was trained on), SHA-256, every run's settings and
+  summary, the synthetic set's settings, and the model's outputs on a fixed
+  synthetic clip (what tests/test_default_model.py checks the shipped file
+  against).
 """
 
 import dataclasses
@@ -28,7 +29,19 @@ from lvo_tf.models import build_lvo, resolve_config, weights
 _WORK_DIR = flags.DEFINE_string("work_dir", "out/default", "Where make default-weights works.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", default_model.WEIGHTS_DIR, "Where to ship.")
 _PRESET = flags.DEFINE_string("preset", "lite", "Preset the runs trained.")
-_PROCESS_HEIGHT = flags.DEFINE_integer("process_height", 240, "Height the model was trained at.")
+_PROCESS_HEIGHT = flags.DEFINE_integer(
+    "process_height",
+    240,
+    "Height `segment` shrinks videos to for this model (taller ones only).",
+    lower_bound=16,
+)
+_MOTION_MIX = flags.DEFINE_float(
+    "motion_mix",
+    0.0,
+    "Weight of the motion stream mixed into the memory's output (LVOConfig.motion_mix).",
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
 _FLOW_METHOD = flags.DEFINE_enum(
     "flow_method",
     None,
@@ -53,11 +66,11 @@ def main(argv):
         # The memory reads the streams it was trained on (`train --streams`).
         memory_settings = _read_json(os.path.join(work, "memory", "config.json"))
         config = resolve_config(_PRESET.value).replace(
-            memory_streams=memory_settings.get("streams", "both")
+            memory_streams=memory_settings.get("streams", "both"), motion_mix=_MOTION_MIX.value
         )
+        model = build_lvo(config)  # a mix the memory's streams cannot take fails here, named
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
-    model = build_lvo(config)
     try:
         for part, run in runs.items():
             weights.load_weights(model, os.path.join(work, run, f"{part}.weights.h5"), part=part)
@@ -101,7 +114,8 @@ def main(argv):
         },
         "summary": (
             f"{_PRESET.value} LVO trained on {data['num_videos']} synthetic videos "
-            f"(seed {data['seed']}); processes frames at {_PROCESS_HEIGHT.value} rows"
+            f"(seed {data['seed']}); processes frames at up to {_PROCESS_HEIGHT.value} rows"
+            + (f"; motion stream mixed in at {_MOTION_MIX.value:g}" if _MOTION_MIX.value else "")
         ),
     }
     io_utils.write_json(os.path.join(out, default_model.NAME + ".json"), manifest)

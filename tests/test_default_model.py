@@ -161,8 +161,9 @@ def test_package_default_ships_the_streams_the_memory_was_trained_on(tmp_path):
     """package_default assembles the three runs into one model and records in
     the manifest the network they make: a memory trained with
     `--streams=motion` is shipped as `memory_streams="motion"`, the flow
-    method is the one MP-Net was trained on, and loading the package gives
-    that network with those weights."""
+    method is the one MP-Net was trained on, `--motion_mix` and
+    `--process_height` are the package's, and loading the package gives that
+    network with those weights."""
     import keras
 
     from lvo_tf.models import build_lvo, resolve_config, weights
@@ -186,6 +187,8 @@ def test_package_default_ships_the_streams_the_memory_was_trained_on(tmp_path):
             "lvo_tf.package_default",
             f"--work_dir={work}",
             f"--output_dir={out}",
+            "--motion_mix=0.25",
+            "--process_height=360",
         ],
         check=True,
         capture_output=True,
@@ -194,6 +197,11 @@ def test_package_default_ships_the_streams_the_memory_was_trained_on(tmp_path):
     assert info["flow_method"] == "dis_fine"  # the flow MP-Net was trained on
     assert info["config"]["memory_streams"] == "motion"
     assert model.lvo_config.memory_streams == "motion"
+    assert info["config"]["motion_mix"] == 0.25 and info["process_height"] == 360
+    # The package is the trained runs' network with the motion stream mixed in.
+    mixed = build_lvo(trained.lvo_config.replace(motion_mix=0.25))
+    mixed.set_weights(trained.get_weights())
+    trained = mixed
     rng = np.random.default_rng(0)
     x = {
         "frames": rng.integers(0, 256, (1, 3, 48, 64, 3)).astype("uint8"),

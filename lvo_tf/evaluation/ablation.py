@@ -63,7 +63,7 @@ def load_sequences(
         features, _ = source.clip(source.names.index(seq.name), 0, len(seq))
         first = readers.read_frame(seq.frame_paths[0])
         masks = readers.load_annotations(seq, first.shape[:2])
-        processed = readers.resize_to_height(first, process_height).shape[:2]
+        processed = readers.shrink_to_height(first, process_height).shape[:2]
         meta = os.path.join(data_root, "Meta", seq.name + ".json")
         static = []
         if os.path.isfile(meta):
@@ -112,16 +112,21 @@ def appearance_classifier(path: str, preset: str = "lite") -> Callable[[np.ndarr
     return lambda x: 1.0 / (1.0 + np.exp(-(x @ w + b)))
 
 
-def memory_model(path: str, preset: str, memory_type: str, streams: str = "both"):
+def memory_model(
+    path: str, preset: str, memory_type: str, streams: str = "both", motion_mix: float = 0.0
+):
     """A trained memory (feature model) as a function [T, h, w, C] -> [T, h, w];
     `streams`: what it was trained on (`train --streams`), the other stream's
-    channels are zeroed inside."""
+    channels are zeroed inside; `motion_mix`: as the packaged model mixes the
+    motion stream in (`LVOConfig.motion_mix`)."""
     import tensorflow as tf
 
     from lvo_tf.models import build_memory, resolve_config, weights
 
     model = build_memory(
-        resolve_config(preset).replace(memory_type=memory_type, memory_streams=streams)
+        resolve_config(preset).replace(
+            memory_type=memory_type, memory_streams=streams, motion_mix=motion_mix
+        )
     )
     weights.load_weights(model, path)
     run = tf.function(

@@ -225,21 +225,7 @@ def main(argv):
     if _MANIFEST.value and os.path.isfile(_MANIFEST.value) and "bidirectional" in results:
         with open(_MANIFEST.value) as f:
             manifest = json.load(f)
-        metrics = {}
-        for dataset, scores in results["bidirectional"].items():
-            if dataset == "label":
-                continue
-            metrics[dataset] = {k: scores[k] for k in ("j", "f", "j_static")}
-            metrics[dataset]["sequences"] = len(scores["per_sequence"])
-            for key, prefix in (
-                ("baseline", "baseline_"),
-                ("crf", "crf_"),
-                ("baseline_crf", "baseline_crf_"),
-            ):
-                if dataset in results.get(key, {}):
-                    other = results[key][dataset]
-                    metrics[dataset].update({prefix + "j": other["j"], prefix + "f": other["f"]})
-        manifest["metrics"] = metrics
+        manifest["metrics"] = ablation.headline_metrics(results)
         io_utils.write_json(_MANIFEST.value, manifest)
     print(ablation.markdown(results))
 

@@ -103,6 +103,29 @@ def test_ablations_table_marks_rows_of_an_earlier_model():
     assert "(†) Measured for an earlier default model" in table
 
 
+def test_headline_metrics_read_the_scores_not_the_rows_label_or_model():
+    def scores(j, f, sequences=2):
+        return {"j": j, "f": f, "j_static": None, "per_sequence": dict.fromkeys(range(sequences))}
+
+    results = {
+        "baseline": {"label": "base", "dev": scores(0.5, 0.4)},
+        "bidirectional": {"label": "ours", "model": "abc", "dev": scores(0.55, 0.44, 4)},
+        "crf": {"label": "ours + crf", "model": "abc", "dev": scores(0.63, 0.6)},
+    }
+    assert ablation.headline_metrics(results) == {
+        "dev": {
+            "j": 0.55,
+            "f": 0.44,
+            "j_static": None,
+            "sequences": 4,
+            "baseline_j": 0.5,
+            "baseline_f": 0.4,
+            "crf_j": 0.63,
+            "crf_f": 0.6,
+        }
+    }
+
+
 def test_ablations_variants_flag_refuses_unknown_rows_and_a_missing_table(tmp_path):
     import subprocess
     import sys

@@ -198,6 +198,27 @@ def format_score(v) -> str:
 MODEL_FREE = ("baseline", "baseline_crf")
 
 
+def headline_metrics(results: dict) -> dict:
+    """What the manifest records of an ablations table: per dataset, the
+    default model's J / F / static J and sequence count, with the J and F of
+    the CRF and baseline rows (prefixed `crf_`, `baseline_`, `baseline_crf_`)."""
+    metrics = {}
+    for dataset, scores in results["bidirectional"].items():
+        if not isinstance(scores, dict):  # the row's label and model id
+            continue
+        metrics[dataset] = {k: scores[k] for k in ("j", "f", "j_static")}
+        metrics[dataset]["sequences"] = len(scores["per_sequence"])
+        for key, prefix in (
+            ("baseline", "baseline_"),
+            ("crf", "crf_"),
+            ("baseline_crf", "baseline_crf_"),
+        ):
+            if dataset in results.get(key, {}):
+                other = results[key][dataset]
+                metrics[dataset].update({prefix + "j": other["j"], prefix + "f": other["f"]})
+    return metrics
+
+
 def _earlier_model(key: str, row: dict, results: dict) -> bool:
     """Whether a row was measured for another model than the default model's
     row (rows written before rows named their model count as another)."""

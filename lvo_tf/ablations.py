@@ -164,7 +164,7 @@ def main(argv):
         # Rows in the order of VARIANTS; the rescored ones are replaced.
         results = {k: old[k] for k in keys if k in old and k not in only}
     else:
-        results = {}
+        old, results = {}, {}
     # Rows of the model's variants name the model they were measured for, so a
     # table with rows kept from an earlier model says which ones.
     model_id = None
@@ -185,8 +185,13 @@ def main(argv):
             predictor = _predictor("memory" if kind == "crf" else kind, work, run_dir, mix)
             if predictor is None:
                 logging.warning(
-                    "%s: no run at %s, skipped", label, os.path.join(work, run_dir or "")
+                    "%s: no run at %s, skipped%s",
+                    label,
+                    os.path.join(work, run_dir or ""),
+                    "; its earlier row is kept" if key in old else "",
                 )
+                if key in old:
+                    results[key] = old[key]
                 continue
             t0 = time.time()
             coarse, full, streams = predictor
@@ -212,7 +217,9 @@ def main(argv):
             )
     results = {k: results[k] for k in keys if k in results}
     io_utils.write_json(os.path.join(out, "ablations.json"), results)
-    io_utils.write_text(os.path.join(out, "ablations.md"), ablation.markdown(results))
+    io_utils.write_text(
+        os.path.join(out, "ablations.md"), ablation.markdown(results, _PROCESS_HEIGHT.value)
+    )
     if "dev" in results.get("bidirectional", {}) and "dev" in results.get("baseline", {}):
         bars = {
             name: {
@@ -227,7 +234,7 @@ def main(argv):
             manifest = json.load(f)
         manifest["metrics"] = ablation.headline_metrics(results)
         io_utils.write_json(_MANIFEST.value, manifest)
-    print(ablation.markdown(results))
+    print(ablation.markdown(results, _PROCESS_HEIGHT.value))
 
 
 if __name__ == "__main__":

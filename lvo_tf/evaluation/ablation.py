@@ -226,7 +226,7 @@ def _earlier_model(key: str, row: dict, results: dict) -> bool:
     return key not in MODEL_FREE and current is not None and row.get("model") != current
 
 
-def markdown(results: dict) -> str:
+def markdown(results: dict, dev_height: int | None = 240) -> str:
     synthetic = results.get("bidirectional", {}).get("synthetic", {})
     c = baseline.MASK_CONFIDENCE
     lines = [
@@ -240,8 +240,10 @@ def markdown(results: dict) -> str:
         "J/F means over sequences. *synthetic*: the held-out (val) videos of the default "
         "model's synthetic set; *static*: the frames where every object is still "
         f"({synthetic.get('static_frames', 'n/a')} frames, pooled). *dev*: the real "
-        "DAVIS-2016 sequences of `--dev_root`, processed at 240 rows, scored at full size "
-        "(no static split: the dataset does not mark still frames).",
+        "DAVIS-2016 sequences of `--dev_root`, "
+        + (f"processed at {dev_height} rows" if dev_height else "processed at their own size")
+        + " (the baseline at their own size, as `segment --method=baseline` runs it), "
+        "scored at full size (no static split: the dataset does not mark still frames).",
         "",
         "| variant | synthetic J | synthetic F | synthetic J static | synthetic F static "
         "| dev J | dev F |",

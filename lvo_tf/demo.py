@@ -21,6 +21,7 @@ and the real sequence's name), `results.md` and `results.json` (the J/F table).
 """
 
 import os
+import shutil
 import time
 
 import numpy as np
@@ -79,6 +80,8 @@ def segment_clip(runner, info, name, frames, truth, static, out, times, crf_para
     flows.append(flows[-1] if flows else np.zeros(small[0].shape[:2] + (2,), np.float32))
     times.add("flow", time.time() - t0)
     clip_dir = os.path.join(out, name)
+    # A fresh run: masks an earlier run left (perhaps of another model) are not reused.
+    shutil.rmtree(os.path.join(clip_dir, "masks"), ignore_errors=True)
     stems = [f"{t:05d}" for t in range(len(frames))]
 
     def progress(t):

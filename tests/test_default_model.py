@@ -111,8 +111,15 @@ def test_demo_in_reduced_form(tmp_path):
 
     command = [sys.executable, "-m", "lvo_tf.demo", f"--output_dir={tmp_path}", "--frames=16"]
     command += ["--clips=2", "--seed=7", "--dev_root="]
+    stale = tmp_path / "synthetic_1" / "masks"  # an earlier run's masks: all foreground
+    stale.mkdir(parents=True)
+    for t in range(16):
+        cv2.imwrite(str(stale / f"{t:05d}.png"), np.full((240, 427), 255, np.uint8))
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not all(
+        (cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127).all() for p in stale.glob("*.png")
+    ), "the demo reused an earlier run's masks"
     results = json.loads((tmp_path / "results.json").read_text())["clips"]
     table = (tmp_path / "results.md").read_text()
     for k in (1, 2):

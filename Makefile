@@ -42,15 +42,17 @@ bench: $(STAMP)
 	$(PY) -m lvo_tf.benchmark --output_dir=docs/bench
 
 # Trains the shipped default model (lvo_tf/weights/lite_synthetic.*) from nothing:
-# synthetic data, DIS flow, MP-Net, the appearance stream, cached features, the
+# synthetic data, DIS flow (dis_fine), MP-Net, the appearance stream, cached features, the
 # memory, then packaging. Seeds and settings are in the flagfiles and are recorded
 # in the manifest. 50 to 95 minutes on 2 CPU cores; every step resumes if interrupted.
 W := out/default
 STREAMS := --appearance_weights=$(W)/appearance/appearance.weights.h5 \
-	--motion_weights=$(W)/mpnet/motion.weights.h5 --flow_dir=$(W)/synth/FlowCache
+	--motion_weights=$(W)/mpnet/motion.weights.h5 --flow_dir=$(W)/synth/FlowCache \
+	--flow_method=dis_fine
 default-weights: $(STAMP)
 	$(PY) -m lvo_tf.synthesize --output_dir=$(W)/synth --num_videos=360 --frames=24 --seed=1
-	$(PY) -m lvo_tf.compute_flow --davis_root=$(W)/synth --split=all --output_dir=$(W)/synth/FlowCache
+	$(PY) -m lvo_tf.compute_flow --davis_root=$(W)/synth --split=all --method=dis_fine \
+		--output_dir=$(W)/synth/FlowCache
 	$(PY) -m lvo_tf.train_mpnet --flagfile=flags/default_mpnet.flags
 	$(PY) -m lvo_tf.train_appearance --flagfile=flags/default_appearance.flags
 	$(PY) -m lvo_tf.extract_features --data_root=$(W)/synth --split=train $(STREAMS) \
@@ -58,7 +60,7 @@ default-weights: $(STAMP)
 	$(PY) -m lvo_tf.extract_features --data_root=$(W)/synth --split=val $(STREAMS) \
 		--output_dir=$(W)/features/val
 	$(PY) -m lvo_tf.train --flagfile=flags/default_memory.flags
-	$(PY) -m lvo_tf.package_default --work_dir=$(W)
+	$(PY) -m lvo_tf.package_default --flagfile=flags/default_package.flags
 	mkdir -p docs/default_model
 	for run in mpnet appearance memory; do cp $(W)/$$run/training_curves.png \
 		docs/default_model/curves_$$run.png; done
@@ -69,7 +71,7 @@ default-weights: $(STAMP)
 DEV ?= $(or $(LVO_DAVIS_DEV),../shared/data/davis2016-dev)
 ablations: $(STAMP)
 	if [ -d "$(DEV)" ]; then $(PY) -m lvo_tf.extract_features --data_root=$(DEV) --split=val \
-		--weights=lvo_tf/weights/lite_synthetic.weights.h5 --process_height=240 \
+		--weights=lvo_tf/weights/lite_synthetic.weights.h5 --process_height=360 \
 		--flow_dir=$(W)/dev_flow --output_dir=$(W)/features/dev; fi
 	$(PY) -m lvo_tf.train --flagfile=flags/default_memory.flags --memory=none \
 		--output_dir=$(W)/ablation/none
@@ -81,7 +83,8 @@ ablations: $(STAMP)
 		--output_dir=$(W)/ablation/both_streams
 	$(PY) -m lvo_tf.train --flagfile=flags/default_memory.flags --motion_gain=1,1 \
 		--output_dir=$(W)/ablation/no_gain
-	$(PY) -m lvo_tf.ablations --work_dir=$(W) --dev_root=$(DEV) --output_dir=docs
+	$(PY) -m lvo_tf.ablations --work_dir=$(W) --dev_root=$(DEV) --output_dir=docs \
+		--process_height=360
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

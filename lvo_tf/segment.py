@@ -35,6 +35,7 @@ from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 from lvo_tf.inference import crf, run
 from lvo_tf.inference.segmenter import LVORunner, StageTimes
+from lvo_tf.models import PRESETS
 
 _INPUT = flags.DEFINE_string(
     "input",
@@ -47,9 +48,12 @@ _SPLIT = flags.DEFINE_string("split", "val", "With --davis_root: image set, or '
 _SEQUENCES = flags.DEFINE_list("sequences", None, "With --davis_root: only these.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where masks go.")
 _METHOD = flags.DEFINE_enum("method", "lvo", run.METHODS, "LVO, or the non-learned baseline.")
-_PRESET = flags.DEFINE_enum("preset", "lite", ["lite", "paper"], "Model preset of --weights.")
+_PRESET = flags.DEFINE_enum("preset", "lite", sorted(PRESETS), "Model preset of --weights.")
 _WEIGHTS = flags.DEFINE_string(
-    "weights", None, "Whole-model .weights.h5 (default: the shipped default model)."
+    "weights",
+    None,
+    "A shipped model (davis, the default; synthetic) or a whole-model .weights.h5 / "
+    "packaged .weights.npz.",
 )
 _RANDOM = flags.DEFINE_bool("allow_random_weights", False, "Run untrained (tests, timing).")
 _PROCESS_HEIGHT = flags.DEFINE_integer(

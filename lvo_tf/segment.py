@@ -111,10 +111,10 @@ flags.register_multi_flags_validator(
 
 def _runner():
     """(runner or None for the baseline, height frames are resized to or None,
-    optical flow method)."""
+    optical flow method, what the summary records of the model)."""
     height, method = _PROCESS_HEIGHT.value, _FLOW_METHOD.value
     if _METHOD.value == "baseline":
-        return None, height, method or flow_lib.DEFAULT_METHOD
+        return None, height, method or flow_lib.DEFAULT_METHOD, {}
     try:
         model, info = default_model.resolve(_WEIGHTS.value, _PRESET.value, _RANDOM.value)
     except (FileNotFoundError, ValueError) as e:
@@ -123,7 +123,11 @@ def _runner():
         logging.info("Model %s (%s)", info.get("name", default_model.NAME), info["summary"])
         if height is None:
             height = info["process_height"]
-    return LVORunner(model), height, method or default_model.flow_method(info)
+    model_record = {
+        "model": (info or {}).get("name") or _WEIGHTS.value or "untrained",
+        "preset": (info or {}).get("preset", _PRESET.value),
+    }
+    return LVORunner(model), height, method or default_model.flow_method(info), model_record
 
 
 def _jobs():
@@ -179,7 +183,7 @@ def _stream(runner, options, height, flow_method):
 
 def main(argv):
     del argv
-    runner, height, flow_method = _runner()
+    runner, height, flow_method, model_record = _runner()
     logging.info("Optical flow: %s", flow_method)
     crf_params = (
         crf.CRFParams(
@@ -268,15 +272,16 @@ def main(argv):
             progress=progress,
         )
     _write_summary(
-        options, runner, total, processed, time.time() - start, times, height, flow_method
+        options, model_record, total, processed, time.time() - start, times, height, flow_method
     )
 
 
-def _write_summary(options, runner, total, processed, elapsed, times, height, flow_method):
+def _write_summary(options, model_record, total, processed, elapsed, times, height, flow_method):
     per_frame = {k: v / max(processed, 1) for k, v in vars(times).items()}
     summary = {
         "method": options.method,
-        "preset": _PRESET.value if runner else None,
+        "model": model_record.get("model"),
+        "preset": model_record.get("preset"),
         "frames": total,
         "processed": processed,
         "seconds": elapsed,

@@ -37,9 +37,9 @@ def test_shipped_files_are_intact_and_small(name):
             assert info["training"][run]["settings"]["train_split"] == "except_fold0"
 
 
-def test_the_default_is_the_davis_model_and_names_resolve():
-    assert default_model.DEFAULT == "davis"
-    assert default_model.manifest() == default_model.manifest(name="davis")
+def test_the_default_is_a_shipped_model_and_names_resolve():
+    assert default_model.DEFAULT in default_model.SHIPPED
+    assert default_model.manifest() == default_model.manifest(name=default_model.DEFAULT)
     with pytest.raises(ValueError, match="no shipped model 'nope'"):
         default_model.manifest(name="nope")
 
@@ -80,16 +80,16 @@ def test_load_builds_the_recorded_network_not_the_preset(tmp_path):
     now is), and a config this version does not know is named."""
     from lvo_tf.models.weights import WeightsMismatchError
 
-    info = default_model.manifest()
-    shutil.copy(default_model.weights_path(), tmp_path / info["weights"])
+    info = default_model.manifest(name="davis")  # the .weights.npz format
+    shutil.copy(default_model.weights_path(name="davis"), tmp_path / info["weights"])
     info["config"]["memory_filters"] *= 2
-    (tmp_path / (default_model.NAME + ".json")).write_text(json.dumps(info))
+    (tmp_path / "davis.json").write_text(json.dumps(info))
     with pytest.raises(WeightsMismatchError):
-        default_model.load(str(tmp_path))
+        default_model.load(str(tmp_path), "davis")
     info["config"]["no_such_field"] = 1
-    (tmp_path / (default_model.NAME + ".json")).write_text(json.dumps(info))
+    (tmp_path / "davis.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match="does not fit this version"):
-        default_model.load(str(tmp_path))
+        default_model.load(str(tmp_path), "davis")
 
 
 def test_weights_with_a_manifest_beside_them_run_their_own_network(tmp_path):

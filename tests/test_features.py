@@ -82,10 +82,10 @@ def test_extract_features_runs_a_packaged_model_on_the_flow_it_learned(tmp_path,
     from lvo_tf.data import readers
 
     write_davis(str(tmp_path / "data"), rng, sequences=("s1",), frames=3, size=(40, 56))
-    shipped = default_model.weights_path()  # the default model's .weights.npz
+    shipped = default_model.weights_path(name="davis")  # a .weights.npz package
     weights = tmp_path / ("pkg" + shipped[shipped.index(".weights.") :])
     shutil.copy(shipped, weights)
-    info = default_model.manifest()
+    info = default_model.manifest(name="davis")
     info["flow_method"] = "dis_fast"
     (tmp_path / "pkg.json").write_text(json.dumps(info))
     proc = subprocess.run(

@@ -52,7 +52,7 @@ bench: $(STAMP)
 # flow, VGG16's conv output cached once, fc6 and the reduction trained on that cache,
 # both streams' features, the memory, then packaging. Fold 0 (6 sequences) is held out
 # of every step. Seeds and settings are in flags/davis_*.flags and recorded in the
-# manifest. About 50 minutes on 2 CPU cores (README, "The DAVIS model"); every step resumes.
+# manifest. About 25 minutes on 2 CPU cores (README, "The DAVIS model"); every step resumes.
 TRAIN ?= $(or $(LVO_DAVIS_TRAIN),../shared/data/davis2016-train)
 D := out/davis
 DWEIGHTS := --preset=davis --import_hed_vgg16 --flow_method=dis_fine \

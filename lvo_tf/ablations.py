@@ -282,9 +282,14 @@ def main(argv):
             )
     results = {k: results[k] for k in keys if k in results}
     io_utils.write_json(os.path.join(out, "ablations.json"), results)
-    io_utils.write_text(
-        os.path.join(out, "ablations.md"), ablation.markdown(results, _PROCESS_HEIGHT.value)
+    davis = os.path.basename(_MANIFEST.value or "") == "davis.json"
+    table = ablation.markdown(
+        results,
+        _PROCESS_HEIGHT.value,
+        f"flags/{'davis' if davis else 'synthetic'}_memory.flags",
+        "davis model" if davis else "default model",
     )
+    io_utils.write_text(os.path.join(out, "ablations.md"), table)
     if "dev" in results.get("bidirectional", {}) and "dev" in results.get("baseline", {}):
         bars = {
             name: {
@@ -299,7 +304,7 @@ def main(argv):
             manifest = json.load(f)
         manifest["metrics"] = ablation.headline_metrics(results)
         io_utils.write_json(_MANIFEST.value, manifest)
-    print(ablation.markdown(results, _PROCESS_HEIGHT.value))
+    print(table)
 
 
 if __name__ == "__main__":

@@ -209,7 +209,9 @@ def main(argv):
     )
     if _ONLINE.value and _INPUT.value and not os.path.isdir(_INPUT.value):
         processed, times, elapsed = _stream(runner, options, height, flow_method)
-        _write_summary(options, runner, processed, processed, elapsed, times, height, flow_method)
+        _write_summary(
+            options, model_record, processed, processed, elapsed, times, height, flow_method
+        )
         return
     try:
         jobs = list(_jobs())

@@ -430,6 +430,7 @@ def test_default_model_runs_at_its_height_and_masks_keep_the_video_size(davis, t
     assert summary["process_height"] == 32 and summary["crf"] is True
     model, info = default_model.load()
     assert summary["flow_method"] == info["flow_method"]  # the flow the model learned
+    assert summary["model"] == info["name"] and summary["preset"] == info["preset"]
     reference = LVORunner(model)
     seq = readers.davis_sequences(str(davis), "val", ["a"])[0]
     full = readers.load_frames(seq)

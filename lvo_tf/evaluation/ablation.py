@@ -247,10 +247,14 @@ DESCRIPTIONS = {
 
 
 def markdown(
-    results: dict, dev_height: int | None = 240, flagfile: str = "flags/davis_memory.flags"
+    results: dict,
+    dev_height: int | None = 240,
+    flagfile: str = "flags/synthetic_memory.flags",
+    model: str = "default model",
 ) -> str:
     """The ablations table (docs/ablations.md): a column group per dataset
-    any row has, then per-sequence tables of the real datasets."""
+    any row has, then per-sequence tables of the real datasets. `model`
+    names the model the rows are of (the `davis` model's table says so)."""
     present = [c for c in COLUMNS if any(c[0] in row for row in results.values())]
     synthetic = results.get("bidirectional", {}).get("synthetic", {})
     c = baseline.MASK_CONFIDENCE
@@ -259,10 +263,10 @@ def markdown(
         for name, *_ in present
     )
     lines = [
-        "# Ablations of the default model",
+        f"# Ablations of the {model}",
         "",
-        "Written by `make ablations` (`python -m lvo_tf.ablations`). Every memory variant is "
-        f"trained with the default model's flagfile (`{flagfile}`: same steps, "
+        "Written by `python -m lvo_tf.ablations`. Every memory variant is "
+        f"trained with the {model}'s flagfile (`{flagfile}`: same steps, "
         "seed and data) on the same cached stream features; thresholds are 0.5; the "
         "dense CRF rows refine the map upsampled to the video's size (the baseline hands the "
         f"CRF its mask as a {c:g} / {1 - c:g} map, `baseline.MASK_CONFIDENCE`). Real video is "
@@ -279,7 +283,8 @@ def markdown(
     for key, row in results.items():
         mark = " (†)" if key in earlier else ""
         cells = [format_score(row.get(name, {}).get(k)) for name, _, keys in present for k in keys]
-        lines.append(f"| {row['label']}{mark} | " + " | ".join(cells) + " |")
+        label = row["label"].replace("the default model", f"the {model}")
+        lines.append(f"| {label}{mark} | " + " | ".join(cells) + " |")
     if earlier:
         lines += [
             "",
@@ -296,8 +301,8 @@ def markdown(
         columns = [
             (key, text)
             for key, text in (
-                ("bidirectional", "default model"),
-                ("crf", "default model + CRF"),
+                ("bidirectional", model),
+                ("crf", f"{model} + CRF"),
                 ("baseline", "baseline"),
                 ("baseline_crf", "baseline + CRF"),
             )

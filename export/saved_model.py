@@ -23,8 +23,7 @@ _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Base folder of the servab
 _WEIGHTS = flags.DEFINE_string(
     "weights",
     None,
-    "A shipped model (davis, the default; synthetic) or a whole-model .weights.h5 / "
-    "packaged .weights.npz.",
+    default_model.WEIGHTS_HELP,
 )
 _PRESET = flags.DEFINE_enum("preset", "lite", sorted(PRESETS), "Model preset of --weights.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free).")

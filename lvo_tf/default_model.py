@@ -44,6 +44,12 @@ WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights"
 SHIPPED = {"synthetic": "lite_synthetic", "davis": "davis"}
 DEFAULT = "synthetic"
 NAME = SHIPPED[DEFAULT]
+# The --weights help of the binaries that run a whole model.
+WEIGHTS_HELP = (
+    f"A shipped model ({DEFAULT}, the default; "
+    + ", ".join(n for n in sorted(SHIPPED) if n != DEFAULT)
+    + ") or a whole-model .weights.h5 / packaged .weights.npz."
+)
 WEIGHT_SUFFIXES = (".weights.h5", ".weights.npz")
 HED_BACKBONE = "hed_vgg16"
 

@@ -52,8 +52,7 @@ _PRESET = flags.DEFINE_enum("preset", "lite", sorted(PRESETS), "Model preset of 
 _WEIGHTS = flags.DEFINE_string(
     "weights",
     None,
-    "A shipped model (davis, the default; synthetic) or a whole-model .weights.h5 / "
-    "packaged .weights.npz.",
+    default_model.WEIGHTS_HELP,
 )
 _RANDOM = flags.DEFINE_bool("allow_random_weights", False, "Run untrained (tests, timing).")
 _PROCESS_HEIGHT = flags.DEFINE_integer(

@@ -23,22 +23,26 @@ from lvo_tf.evaluation import davis_metrics
 STATISTICS = ("mean", "recall", "decay")
 
 
-def read_mask(path: str) -> tuple[np.ndarray, bool]:
+def read_mask(path: str, threshold: int = 0) -> tuple[np.ndarray, bool]:
     """A result mask: (bool [H, W], whether it held values other than 0 and
-    255). Colour or palette PNGs count any nonzero channel as foreground."""
+    255). Colour or palette PNGs count any nonzero channel as foreground.
+    `threshold`: values above it are foreground (0: any nonzero value, as
+    the official code reads masks; 127: a 0-255 probability map above 0.5)."""
     image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f"cannot read result mask {path!r} (corrupt or not an image)")
     if image.ndim == 3:
         image = image.max(axis=-1)
     non_binary = bool(np.any((image != 0) & (image != 255)))
-    return image > 0, non_binary
+    return image > threshold, non_binary
 
 
-def load_pairs(results_dir: str, seq: str, annotation_paths: dict[str, str]):
+def load_pairs(results_dir: str, seq: str, annotation_paths: dict[str, str], threshold: int = 0):
     """(predicted masks, annotations, problems) of one sequence's annotated
     frames. A missing result is an empty mask; one of another size is resized
-    (nearest) to its annotation; all such cases are listed in `problems`."""
+    (nearest) to its annotation; all such cases are listed in `problems`.
+    `threshold` as `read_mask`'s (then values other than 0 and 255 are
+    expected and not listed)."""
     gts, preds = [], []
     problems = {"missing": [], "resized": [], "non_binary": []}
     for stem, annotation in annotation_paths.items():
@@ -48,8 +52,8 @@ def load_pairs(results_dir: str, seq: str, annotation_paths: dict[str, str]):
             problems["missing"].append(stem)
             pred = np.zeros_like(gt)
         else:
-            pred, non_binary = read_mask(path)
-            if non_binary:
+            pred, non_binary = read_mask(path, threshold)
+            if non_binary and not threshold:
                 problems["non_binary"].append(stem)
             if pred.shape != gt.shape:
                 problems["resized"].append(f"{stem}: {pred.shape[1]}x{pred.shape[0]}")
@@ -146,11 +150,13 @@ def problems_markdown(problems: dict) -> list[str]:
 
 
 def bar_chart(values: dict[str, dict[str, float]], bar_width: int = 18, height: int = 300):
-    """Per-sequence bars, `values[seq][label]` in [0, 1] (two labels at most:
-    blue, then orange), as a BGR image."""
+    """Per-sequence bars, `values[seq][label]` in [0, 1] (four labels at
+    most: blue, orange, green, grey), as a BGR image."""
     seqs = list(values)
     labels = list(next(iter(values.values())))
-    colors = ((200, 120, 30), (30, 140, 240))
+    colors = ((200, 120, 30), (30, 140, 240), (60, 170, 60), (130, 130, 130))
+    if len(labels) > len(colors):
+        raise ValueError(f"bar_chart draws {len(colors)} labels at most; got {labels}")
     label_h, margin = 110, 40
     group = len(labels) * bar_width + 12
     width = margin + len(seqs) * group + 20
@@ -172,7 +178,7 @@ def bar_chart(values: dict[str, dict[str, float]], bar_width: int = 18, height: 
         region[:] = np.minimum(region, rotated[: region.shape[0], : region.shape[1], None])
     for j, label in enumerate(labels):
         cv2.putText(
-            image, label, (margin + 80 * j, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colors[j], 1
+            image, label, (margin + 110 * j, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colors[j], 1
         )
     return image
 

@@ -16,7 +16,7 @@ import shutil
 from absl import app, flags, logging
 
 from export import serving
-from lvo_tf import default_model
+from lvo_tf import cli, default_model
 from lvo_tf.models import PRESETS
 
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Base folder of the servable.")
@@ -48,4 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -17,7 +17,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from export.serving import SIGNATURE
-from lvo_tf import default_model
+from lvo_tf import cli, default_model, io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 
@@ -62,36 +62,57 @@ def rest_body(frames: np.ndarray, flow: np.ndarray) -> str:
 def _predict_grpc(frames, flow):
     import grpc
     import tensorflow as tf
-    from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+    try:
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+    except ImportError:
+        raise app.UsageError(
+            "the gRPC client needs TF Serving's request protos: pip install --no-deps "
+            "tensorflow-serving-api==2.21.0 (make setup does), or use --rest"
+        ) from None
     channel = grpc.insecure_channel(_SERVER.value)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    response = stub.Predict(predict_request(frames, flow, _MODEL_NAME.value), _TIMEOUT.value)
+    try:
+        response = stub.Predict(predict_request(frames, flow, _MODEL_NAME.value), _TIMEOUT.value)
+    except grpc.RpcError as e:
+        raise app.UsageError(
+            f"TF Serving at {_SERVER.value!r} did not answer model {_MODEL_NAME.value!r} "
+            f"({e.code().name}: {' '.join(str(e.details()).split())[:200]}); is it running?"
+        ) from None
     return tf.make_ndarray(response.outputs["probabilities"])
 
 
 def _predict_rest(frames, flow):
+    import urllib.error
     import urllib.request
 
     url = f"{_REST.value.rstrip('/')}/v1/models/{_MODEL_NAME.value}:predict"
     request = urllib.request.Request(
         url, data=rest_body(frames, flow).encode(), headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=_TIMEOUT.value) as reply:
-        return np.asarray(json.loads(reply.read())["outputs"], np.float32)
+    try:
+        with urllib.request.urlopen(request, timeout=_TIMEOUT.value) as reply:
+            return np.asarray(json.loads(reply.read())["outputs"], np.float32)
+    except urllib.error.HTTPError as e:
+        raise app.UsageError(
+            f"TF Serving at {url!r} refused the request (HTTP {e.code}: {e.reason})"
+        ) from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise app.UsageError(
+            f"no TF Serving answer at {url!r} ({reason}); is it running?"
+        ) from None
 
 
 def main(argv):
     del argv
-
-    from lvo_tf import io_utils
-
     try:
         seq = readers.frames_folder(_FRAMES_DIR.value)
         frames = readers.load_frames(seq)
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
     flow = flow_lib.clip_flow(frames, default_model.client_flow_method(_FLOW_METHOD.value))
+    io_utils.check_output_dir(_OUTPUT_DIR.value, inputs=[_FRAMES_DIR.value])
     predict = _predict_rest if _REST.value else _predict_grpc
     probabilities = predict(frames[None], flow[None])[0, ..., 0]
     io_utils.write_masks(_OUTPUT_DIR.value, seq.stems, probabilities)
@@ -100,4 +121,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["frames_dir", "output_dir"])
-    app.run(main)
+    cli.run(main)

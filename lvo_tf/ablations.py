@@ -34,7 +34,7 @@ import time
 
 from absl import app, flags, logging
 
-from lvo_tf import default_model, io_utils
+from lvo_tf import cli, default_model, io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.evaluation import ablation, davis_eval
 from lvo_tf.inference import baseline, crf, run
@@ -320,4 +320,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -23,7 +23,7 @@ import os
 
 from absl import app, flags, logging
 
-from lvo_tf import io_utils, perf
+from lvo_tf import cli, io_utils, perf
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/bench", "Where JSON and Markdown go.")
 _SECTIONS = flags.DEFINE_list(
@@ -113,4 +113,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -5,17 +5,24 @@ r"""Computes optical flow for videos into the on-disk flow cache.
 
 Writes `<output_dir>/<method>/<sequence>/<frame stem>.flo` (Middlebury, flow
 t -> t+1; the last frame's field is not written: readers repeat the previous
-one). Fields already present are reused, so an interrupted run continues.
-Video files get frame stems 00000, 00001, ...
+one), of the frames at their own size: the layout `train_mpnet`,
+`extract_features` and `train` read (`--flow_dir`). With `--process_height=H`
+it writes `segment`'s cache instead, of frames shrunk to H rows:
+`<output_dir>/h<H>/<method>/<sequence>-<its frames' SHA-256>/`, which
+`segment --flow_dir=<output_dir> --process_height=H` (or a model processing
+H rows) then reuses. Fields already present and valid are reused, so an
+interrupted run continues. Video files get frame stems 00000, 00001, ...
 """
 
 import os
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 
+from lvo_tf import cli, io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
+from lvo_tf.inference import jobs
 
 _INPUT = flags.DEFINE_string("input", None, "A video file or a folder of frames.")
 _DAVIS_ROOT = flags.DEFINE_string("davis_root", None, "A DAVIS-2016-layout root.")
@@ -23,6 +30,13 @@ _SPLIT = flags.DEFINE_string("split", "val", "With --davis_root: image set, or '
 _SEQUENCES = flags.DEFINE_list("sequences", None, "With --davis_root: only these.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Flow cache root.")
 _METHOD = flags.DEFINE_enum("method", flow_lib.DEFAULT_METHOD, flow_lib.METHODS, "Flow method.")
+_PROCESS_HEIGHT = flags.DEFINE_integer(
+    "process_height",
+    None,
+    "Write segment's flow cache, of frames shrunk to this height (as segment shrinks "
+    "them), instead of the training layout at the frames' own size.",
+    lower_bound=16,
+)
 flags.mark_flags_as_required(["output_dir"])
 flags.register_multi_flags_validator(
     ["input", "davis_root"],
@@ -31,37 +45,36 @@ flags.register_multi_flags_validator(
 )
 
 
-def _jobs():
-    """(name, stems, frame loader) per video."""
-    if _DAVIS_ROOT.value:
-        for seq in readers.davis_sequences(_DAVIS_ROOT.value, _SPLIT.value, _SEQUENCES.value):
-            yield seq.name, seq.stems, (lambda i, s=seq: readers.read_frame(s.frame_paths[i]))
-    elif os.path.isdir(_INPUT.value):
-        seq = readers.frames_folder(_INPUT.value)
-        yield seq.name, seq.stems, (lambda i: readers.read_frame(seq.frame_paths[i]))
-    else:
-        frames = readers.read_video(_INPUT.value)
-        name = os.path.splitext(os.path.basename(_INPUT.value))[0]
-        yield name, [f"{i:05d}" for i in range(len(frames))], (lambda i: frames[i])
-
-
 def main(argv):
     del argv
-    cache = flow_lib.FlowCache(_OUTPUT_DIR.value, _METHOD.value)
-    try:
-        jobs = list(_jobs())
-    except (FileNotFoundError, ValueError) as e:
-        raise app.UsageError(str(e)) from None
-    total = sum(len(stems) for _, stems, _ in jobs)
+    out, height = _OUTPUT_DIR.value, _PROCESS_HEIGHT.value
+    todo = jobs.list_jobs(out, _DAVIS_ROOT.value, _SPLIT.value, _SEQUENCES.value, _INPUT.value)
+    io_utils.check_output_dir(
+        out,
+        inputs=io_utils.input_folders(_DAVIS_ROOT.value, _INPUT.value),
+        not_equal_to=[_DAVIS_ROOT.value],
+    )
+    jobs.check_frames(todo)
+    if height:
+        cache = jobs.flow_cache(out, height, _METHOD.value)
+    else:
+        cache = flow_lib.FlowCache(out, _METHOD.value)
+    total = sum(len(job.stems) for job in todo)
     done, start = 0, time.time()
-    for name, stems, load in jobs:
-        cache.sequence_flow(name, stems, load)
-        done += len(stems)
+    for job in todo:
+
+        def load(i, job=job):
+            source = job.sources[i]
+            frame = readers.read_frame(source) if isinstance(source, str) else source
+            return readers.shrink_to_height(frame, height)
+
+        cache.sequence_flow(jobs.flow_key(job) if height else job.name, job.stems, load)
+        done += len(job.stems)
         rate = done / (time.time() - start)
         logging.info(
             "%s: %d frames  (%d/%d, %.1f frames/s, ETA %.0f s)",
-            name,
-            len(stems),
+            job.name,
+            len(job.stems),
             done,
             total,
             rate,
@@ -70,13 +83,13 @@ def main(argv):
     elapsed = time.time() - start
     logging.info(
         "Done: %d videos, %d frames in %.1f s (%.3f s per frame) -> %s",
-        len(jobs),
+        len(todo),
         total,
         elapsed,
         elapsed / max(total, 1),
-        os.path.join(_OUTPUT_DIR.value, _METHOD.value),
+        os.path.join(cache.root, _METHOD.value),
     )
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -18,7 +18,7 @@ import time
 
 from absl import app, flags, logging
 
-from lvo_tf import io_utils
+from lvo_tf import cli, io_utils
 from lvo_tf.evaluation import cross_validation, davis_eval
 
 _DAVIS_ROOT = flags.DEFINE_string("davis_root", None, "DAVIS-2016 root with the annotations.")
@@ -87,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

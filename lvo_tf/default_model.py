@@ -179,6 +179,14 @@ def client_flow_method(given: str | None) -> str:
     return given or flow_method(manifest() if available() else None)
 
 
+def manifest_beside(weights_file: str) -> str | None:
+    """The manifest `package_default` writes beside a weights file
+    (`<name>.json` for `<name>.weights.h5` / `.weights.npz`), if there is one."""
+    suffix = next((s for s in WEIGHT_SUFFIXES if weights_file.endswith(s)), None)
+    beside = weights_file.removesuffix(suffix) + ".json" if suffix else None
+    return beside if beside and os.path.isfile(beside) else None
+
+
 def resolve(weights_file: str | None, preset: str, allow_random: bool = False):
     """The model the binaries run: `weights_file` (a shipped model's name,
     `davis` or `synthetic`; or a path: a whole-model `.weights.h5` of
@@ -199,7 +207,7 @@ def resolve(weights_file: str | None, preset: str, allow_random: bool = False):
             )
         suffix = next((s for s in WEIGHT_SUFFIXES if weights_file.endswith(s)), None)
         beside = (weights_file.removesuffix(suffix) if suffix else weights_file) + ".json"
-        info = _read_manifest(beside) if suffix and os.path.isfile(beside) else None
+        info = _read_manifest(beside) if manifest_beside(weights_file) else None
         if suffix == ".weights.npz":
             if info is None:
                 raise ValueError(f"{weights_file!r}: a .weights.npz needs its manifest {beside!r}")

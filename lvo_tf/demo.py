@@ -27,7 +27,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from lvo_tf import default_model, io_utils
+from lvo_tf import cli, default_model, io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers, synthetic
 from lvo_tf.evaluation import davis_metrics
@@ -271,4 +271,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

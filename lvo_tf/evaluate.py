@@ -18,7 +18,7 @@ import os
 
 from absl import app, flags, logging
 
-from lvo_tf import io_utils
+from lvo_tf import cli, io_utils
 from lvo_tf.evaluation import davis_eval, fbms_eval
 
 _DATASET = flags.DEFINE_enum("dataset", "davis", ["davis", "fbms"], "Benchmark protocol.")
@@ -30,6 +30,12 @@ _SPLIT = flags.DEFINE_string(
 )
 _SEQUENCES = flags.DEFINE_list("sequences", None, "Only these sequences.")
 _OUTPUT_JSON = flags.DEFINE_string("output_json", None, "Where the scores go (.json).")
+_ALLOW_MISSING = flags.DEFINE_bool(
+    "allow_missing",
+    False,
+    "Score a results folder that lacks a sequence's masks or most masks (missing masks "
+    "score as empty); without it such a folder is refused.",
+)
 flags.mark_flags_as_required(["results_dir", "output_json"])
 flags.register_multi_flags_validator(
     ["dataset", "davis_root", "fbms_root"],
@@ -43,15 +49,26 @@ def main(argv):
     if not _OUTPUT_JSON.value.endswith(".json"):
         raise app.UsageError(f"--output_json must end in .json; got {_OUTPUT_JSON.value!r}")
     try:
+        io_utils.check_can_create(
+            os.path.dirname(os.path.abspath(_OUTPUT_JSON.value)), "--output_json"
+        )
         if _DATASET.value == "davis":
             result = davis_eval.evaluate_results(
-                _DAVIS_ROOT.value, _RESULTS_DIR.value, _SPLIT.value or "val", _SEQUENCES.value
+                _DAVIS_ROOT.value,
+                _RESULTS_DIR.value,
+                _SPLIT.value or "val",
+                _SEQUENCES.value,
+                _ALLOW_MISSING.value,
             )
             markdown = davis_eval.results_markdown(result)
             bars = davis_eval.davis_bar_values(result)
         else:
             result = fbms_eval.evaluate_results(
-                _FBMS_ROOT.value, _RESULTS_DIR.value, _SPLIT.value or "Testset", _SEQUENCES.value
+                _FBMS_ROOT.value,
+                _RESULTS_DIR.value,
+                _SPLIT.value or "Testset",
+                _SEQUENCES.value,
+                _ALLOW_MISSING.value,
             )
             markdown = fbms_eval.results_markdown(result)
             bars = fbms_eval.bar_values(result)
@@ -66,4 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

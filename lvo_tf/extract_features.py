@@ -35,7 +35,7 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-from lvo_tf import default_model
+from lvo_tf import cli, default_model, io_utils
 from lvo_tf.data import features as features_lib
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import pipeline, readers
@@ -109,6 +109,13 @@ def main(argv):
         raise app.UsageError(str(e)) from None
     if _TRUNK_ONLY.value and _TRUNK_CACHE.value:
         raise app.UsageError("give --trunk_only or --trunk_cache, not both")
+    io_utils.check_output_dir(
+        _OUTPUT_DIR.value,
+        inputs=io_utils.input_folders(_DATA_ROOT.value),
+        not_equal_to=[_DATA_ROOT.value],
+    )
+    for seq in sequences:
+        readers.check_video(seq.name, seq.frame_paths)
     trunk_cache = None
     if _TRUNK_CACHE.value:
         try:
@@ -179,4 +186,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -26,7 +26,7 @@ import os
 
 from absl import app, flags, logging
 
-from lvo_tf import default_model, io_utils
+from lvo_tf import cli, default_model, io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.models import build_lvo, resolve_config, weights
 
@@ -184,4 +184,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -13,6 +13,7 @@ import time
 
 from absl import app, flags, logging
 
+from lvo_tf import cli
 from lvo_tf.data import prepare
 
 _DAVIS_ROOT = flags.DEFINE_string("davis_root", None, "A DAVIS-2016-layout root.")
@@ -61,4 +62,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

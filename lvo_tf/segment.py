@@ -2,7 +2,7 @@ r"""Segments the moving objects of videos: the main job.
 
     python -m lvo_tf.segment --input=video.mp4 --output_dir=out/seg    # the default model
     python -m lvo_tf.segment --davis_root=DAVIS --split=val --output_dir=out/seg \
-        --weights=lvo.weights.h5 --preset=paper
+        --weights=lvo.weights.h5 --preset=paper --flow_method=dis_medium
     python -m lvo_tf.segment --davis_root=DAVIS --method=baseline --output_dir=out/base
 
 `--input` (a video file or a folder of frames) writes `OUTPUT_DIR/<frame
@@ -24,16 +24,17 @@ height its manifest gives (`--process_height`; never enlarged); masks keep the
 video's size.
 """
 
+import dataclasses
 import json
 import os
 import time
 
 from absl import app, flags, logging
 
-from lvo_tf import default_model, io_utils, perf
+from lvo_tf import cli, default_model, io_utils, perf
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
-from lvo_tf.inference import crf, run
+from lvo_tf.inference import crf, jobs, run
 from lvo_tf.inference.segmenter import LVORunner, StageTimes
 from lvo_tf.models import PRESETS
 
@@ -85,7 +86,21 @@ _FLOW_METHOD = flags.DEFINE_enum(
     "Optical flow (default: the one the model learned, from its manifest; else "
     f"{flow_lib.DEFAULT_METHOD}, which the baseline always uses unless given).",
 )
-_FLOW_DIR = flags.DEFINE_string("flow_dir", None, "Flow cache (default OUTPUT_DIR/.flow).")
+_FLOW_DIR = flags.DEFINE_string(
+    "flow_dir",
+    None,
+    "Flow cache (default OUTPUT_DIR/.flow): <flow_dir>/h<height>/<method>/<video>-<its "
+    "frames' SHA-256>/, as `compute_flow --process_height` writes it.",
+)
+_KEEP_FLOW = flags.DEFINE_bool(
+    "keep_flow", True, "Keep each video's flow in the cache; --nokeep_flow drops it when done."
+)
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace masks in --output_dir that another run (other video, model, height, flow "
+    "or CRF) wrote; without it such a folder is refused.",
+)
 _SAVE_PROBABILITIES = flags.DEFINE_bool("save_probabilities", False, "Also write 0-255 maps.")
 _OVERLAY = flags.DEFINE_bool("overlay", True, "Write overlay GIFs and contact sheets.")
 _PREFETCH = flags.DEFINE_integer(
@@ -110,10 +125,23 @@ flags.register_multi_flags_validator(
 
 def _runner():
     """(runner or None for the baseline, height frames are resized to or None,
-    optical flow method, what the summary records of the model)."""
+    optical flow method, what the summary and run record keep of the model)."""
     height, method = _PROCESS_HEIGHT.value, _FLOW_METHOD.value
     if _METHOD.value == "baseline":
-        return None, height, method or flow_lib.DEFAULT_METHOD, {}
+        return None, height, method or flow_lib.DEFAULT_METHOD, {"model": None}
+    if _WEIGHTS.value and _WEIGHTS.value not in default_model.SHIPPED:
+        unstated = [f"--{f.name}" for f in (_PRESET, _FLOW_METHOD) if not f.present]
+        if (
+            unstated
+            and os.path.isfile(_WEIGHTS.value)
+            and not default_model.manifest_beside(_WEIGHTS.value)
+        ):
+            raise app.UsageError(
+                f"--weights {_WEIGHTS.value!r} has no manifest beside it to say the network, "
+                f"flow method and processing height it was trained with; pass "
+                f"{' and '.join(unstated)} (and --process_height) to run it with settings "
+                "you choose, or package it with `python -m lvo_tf.package_default`"
+            )
     try:
         model, info = default_model.resolve(_WEIGHTS.value, _PRESET.value, _RANDOM.value)
     except (FileNotFoundError, ValueError) as e:
@@ -122,27 +150,17 @@ def _runner():
         logging.info("Model %s (%s)", info.get("name", default_model.NAME), info["summary"])
         if height is None:
             height = info["process_height"]
+    if _WEIGHTS.value and _WEIGHTS.value not in default_model.SHIPPED:
+        weights_sha = default_model.sha256(_WEIGHTS.value)
+    else:
+        weights_sha = info["sha256"] if info else "untrained"
     model_record = {
         "model": (info or {}).get("name") or _WEIGHTS.value or "untrained",
         "preset": (info or {}).get("preset", _PRESET.value),
+        "weights_sha256": weights_sha,
+        "config": (info or {}).get("config"),
     }
     return LVORunner(model), height, method or default_model.flow_method(info), model_record
-
-
-def _jobs():
-    """(name, stems, frame loader, mask dir, probability dir, overlay stem)."""
-    out = _OUTPUT_DIR.value
-    if _DAVIS_ROOT.value:
-        for seq in readers.davis_sequences(_DAVIS_ROOT.value, _SPLIT.value, _SEQUENCES.value):
-            yield seq.name, seq.stems, seq.frame_paths, os.path.join(out, seq.name), seq.name
-        return
-    if os.path.isdir(_INPUT.value):
-        seq = readers.frames_folder(_INPUT.value)
-        yield seq.name, seq.stems, seq.frame_paths, out, None
-        return
-    frames = readers.read_video(_INPUT.value)
-    name = os.path.splitext(os.path.basename(_INPUT.value))[0]
-    yield name, [f"{i:05d}" for i in range(len(frames))], list(frames), out, None
 
 
 def _stream(runner, options, height, flow_method):
@@ -180,54 +198,82 @@ def _stream(runner, options, height, flow_method):
     return n, times, time.time() - start
 
 
-def main(argv):
-    del argv
-    runner, height, flow_method, model_record = _runner()
-    logging.info("Optical flow: %s", flow_method)
-    crf_params = (
-        crf.CRFParams(
-            _CRF_GAUSSIAN_SXY.value,
-            _CRF_GAUSSIAN_COMPAT.value,
-            _CRF_BILATERAL_SXY.value,
-            _CRF_BILATERAL_SRGB.value,
-            _CRF_BILATERAL_COMPAT.value,
-            _CRF_ITERATIONS.value,
-        )
-        if _CRF.value
-        else None
+def _crf_params():
+    if not _CRF.value:
+        return None
+    return crf.CRFParams(
+        _CRF_GAUSSIAN_SXY.value,
+        _CRF_GAUSSIAN_COMPAT.value,
+        _CRF_BILATERAL_SXY.value,
+        _CRF_BILATERAL_SRGB.value,
+        _CRF_BILATERAL_COMPAT.value,
+        _CRF_ITERATIONS.value,
     )
-    options = run.SegmentOptions(
+
+
+def _options():
+    return run.SegmentOptions(
         method=_METHOD.value,
         window=_WINDOW.value,
         overlap=_OVERLAP.value,
         online=_ONLINE.value,
         online_chunk=_ONLINE_CHUNK.value,
-        crf=crf_params,
+        crf=_crf_params(),
         save_probabilities=_SAVE_PROBABILITIES.value,
         overlay=_OVERLAY.value,
     )
-    if _ONLINE.value and _INPUT.value and not os.path.isdir(_INPUT.value):
+
+
+def _settings(options, model_record, height, flow_method) -> dict:
+    """What changes masks: the run record a resumed run must match."""
+    return {
+        "method": options.method,
+        **{k: model_record.get(k) for k in ("model", "weights_sha256", "config")},
+        "process_height": height,
+        "flow_method": flow_method,
+        "crf": dataclasses.asdict(options.crf) if options.crf else None,
+        "window": options.window,
+        "overlap": options.overlap,
+        "online": options.online,
+        "online_chunk": options.online_chunk if options.online else None,
+    }
+
+
+def main(argv):
+    del argv
+    options = _options()
+    out = _OUTPUT_DIR.value
+    streaming = _ONLINE.value and _INPUT.value and not os.path.isdir(_INPUT.value)
+    todo = []
+    if not streaming:  # every input is checked before the model loads
+        todo = jobs.list_jobs(out, _DAVIS_ROOT.value, _SPLIT.value, _SEQUENCES.value, _INPUT.value)
+        io_utils.check_output_dir(
+            out,
+            inputs=io_utils.input_folders(_DAVIS_ROOT.value, _INPUT.value),
+            not_equal_to=[_DAVIS_ROOT.value],
+        )
+        jobs.check_frames(todo)
+    runner, height, flow_method, model_record = _runner()
+    logging.info("Optical flow: %s", flow_method)
+    if streaming:
         processed, times, elapsed = _stream(runner, options, height, flow_method)
         _write_summary(
             options, model_record, processed, processed, elapsed, times, height, flow_method
         )
         return
-    try:
-        jobs = list(_jobs())
-    except (FileNotFoundError, ValueError) as e:
-        raise app.UsageError(str(e)) from None
-    out = _OUTPUT_DIR.value
-    flow_root = _FLOW_DIR.value or os.path.join(out, ".flow")
-    if height:  # fields of resized frames are kept apart from full-size ones
-        flow_root = os.path.join(flow_root, f"h{height}")
-    flows = flow_lib.FlowCache(flow_root, flow_method)
+    settings = _settings(options, model_record, height, flow_method)
+    jobs.prepare(todo, settings, out, _OVERWRITE.value)
+    flows = jobs.flow_cache(_FLOW_DIR.value or os.path.join(out, ".flow"), height, flow_method)
     times = StageTimes()
-    total = sum(len(stems) for _, stems, *_ in jobs)
+    total = sum(len(job.stems) for job in todo)
     done, processed, start = 0, 0, time.time()
-    for name, stems, sources, mask_dir, sub in jobs:
-        existing = sum(os.path.isfile(os.path.join(mask_dir, s + ".png")) for s in stems)
+    for job in todo:
+        name, stems, sources = job.name, job.stems, job.sources
+        existing = len(job.existing_masks())
         if existing == len(stems):
-            logging.info("%s: all %d masks exist, skipped", name, len(stems))
+            logging.info(
+                "%s: all %d masks exist, skipped (their run record matches)", name, len(stems)
+            )
             done += len(stems)
             continue
         if existing:
@@ -250,20 +296,22 @@ def main(argv):
                     (total - done) / rate,
                 )
 
+        sub = job.sub
         overlays = os.path.join(out, "overlays", sub or name) if options.overlay else None
         probs = (
             (os.path.join(out, "probabilities", sub) if sub else os.path.join(out, "probabilities"))
             if options.save_probabilities
             else None
         )
+        key = jobs.flow_key(job)
         run.segment_sequence(
             runner,
             stems,
             lambda i, sources=sources: (
                 readers.read_frame(sources[i]) if isinstance(sources[i], str) else sources[i]
             ),
-            lambda i, frame, name=name, stems=stems: flows.field(name, stems, i, frame),
-            mask_dir,
+            lambda i, frame, key=key, stems=stems: flows.field(key, stems, i, frame),
+            job.mask_dir,
             options,
             times,
             shrink=lambda f: readers.shrink_to_height(f, height),
@@ -272,12 +320,30 @@ def main(argv):
             overlay_stem=overlays,
             progress=progress,
         )
+        if not _KEEP_FLOW.value:
+            jobs.drop_flow(flows, key)
     _write_summary(
-        options, model_record, total, processed, time.time() - start, times, height, flow_method
+        options,
+        model_record,
+        total,
+        processed,
+        time.time() - start,
+        times,
+        height,
+        flow_method,
+        settings,
+    )
+    logging.info(
+        "Flow cache: %s (%.1f MB)%s",
+        flows.root,
+        jobs.folder_mib(flows.root),
+        "" if not _KEEP_FLOW.value else "; --nokeep_flow drops each video's flow when done",
     )
 
 
-def _write_summary(options, model_record, total, processed, elapsed, times, height, flow_method):
+def _write_summary(
+    options, model_record, total, processed, elapsed, times, height, flow_method, settings=None
+):
     per_frame = {k: v / max(processed, 1) for k, v in vars(times).items()}
     summary = {
         "method": options.method,
@@ -293,10 +359,11 @@ def _write_summary(options, model_record, total, processed, elapsed, times, heig
         "process_height": height,
         "flow_method": flow_method,
         "peak_memory_mib": perf.peak_rss_mib(),
+        "settings": settings,
     }
     io_utils.write_json(os.path.join(_OUTPUT_DIR.value, "segment_summary.json"), summary)
     logging.info("Done: %s", json.dumps(summary))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

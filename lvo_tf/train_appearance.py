@@ -14,6 +14,7 @@ have it (`lvo_tf.models.weights.import_npz`).
 
 from absl import app, logging
 
+from lvo_tf import cli
 from lvo_tf.training import stream_trainer
 
 _FLAGS = stream_trainer.define_flags("appearance")
@@ -29,4 +30,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

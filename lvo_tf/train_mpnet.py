@@ -12,6 +12,7 @@ into an LVO model of the same preset as its `motion` part.
 
 from absl import app, logging
 
+from lvo_tf import cli
 from lvo_tf.training import stream_trainer
 
 _FLAGS = stream_trainer.define_flags("motion")
@@ -27,4 +28,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

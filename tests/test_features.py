@@ -104,3 +104,55 @@ def test_extract_features_runs_a_packaged_model_on_the_flow_it_learned(tmp_path,
     )
     got = np.load(tmp_path / "feats" / "s1.features.npy")
     np.testing.assert_allclose(got.astype(np.float32), expected.astype(np.float32), atol=2e-3)
+
+
+def test_extract_features_resumes_after_sigkill_to_the_same_cache(tmp_path, rng):
+    """kill -9 once some sequences are cached, then the same command: every
+    sequence's features and labels equal an uninterrupted run's, and the index
+    lists each sequence once."""
+    import signal
+    import time
+
+    import keras
+
+    from lvo_tf.models import weights
+
+    names = tuple(f"s{i}" for i in range(8))
+    write_davis(str(tmp_path / "data"), rng, sequences=names, frames=4, size=(64, 96))
+    keras.utils.set_random_seed(5)
+    path = str(tmp_path / "lite.weights.h5")
+    weights.save_weights(build_lvo("lite"), path)
+
+    def cmd(out):
+        return [
+            sys.executable,
+            "-m",
+            "lvo_tf.extract_features",
+            f"--data_root={tmp_path / 'data'}",
+            "--split=val",
+            f"--output_dir={out}",
+            "--preset=lite",
+            f"--weights={path}",
+            f"--flow_dir={tmp_path / 'flow'}",
+        ]
+
+    whole = subprocess.run(cmd(tmp_path / "whole"), capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cmd(killed), stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(killed.glob("s*.labels.npy"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 2 <= len(list(killed.glob("s*.labels.npy"))) < len(names)  # killed mid-run
+    resumed = subprocess.run(cmd(killed), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "already cached" in resumed.stderr
+    index = json.loads((killed / "index.json").read_text())
+    assert sorted(index["sequences"]) == list(names)
+    for name in names:
+        for suffix in (".features.npy", ".labels.npy"):
+            np.testing.assert_array_equal(
+                np.load(killed / (name + suffix)), np.load(tmp_path / "whole" / (name + suffix))
+            )

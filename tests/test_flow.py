@@ -114,11 +114,45 @@ def test_cache_computes_once_and_reuses(rng, tmp_path):
     np.testing.assert_allclose(first[:3], fl.clip_flow(frames, "dis_fast")[:3], atol=1e-6)
     calls.clear()
     again = cache.sequence_flow("seq", stems, load)
-    assert calls == []  # nothing recomputed, no frame read
+    assert calls == [0]  # nothing recomputed; one frame read, for the fields' size
     np.testing.assert_array_equal(again, first)
     os.remove(cache.path("seq", "00001"))
     cache.sequence_flow("seq", stems, load)
-    assert sorted(set(calls)) == [1, 2]
+    assert sorted(set(calls)) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("damage", ["nan", "huge", "wrong_size", "truncated"])
+def test_cache_replaces_a_damaged_field(rng, tmp_path, damage):
+    """A cached field that is NaN, absurd, of another size or truncated is
+    computed again (never reused, never fatal)."""
+    frames = np.stack([texture(rng, 40, 48) for _ in range(3)])
+    stems = [f"{i:05d}" for i in range(3)]
+    cache = fl.FlowCache(str(tmp_path), "dis_fast")
+    fresh = cache.sequence_flow("seq", stems, lambda i: frames[i])
+    path = cache.path("seq", "00000")
+    if damage == "nan":
+        bad = fresh[0].copy()
+        bad[3, 4, 0] = np.nan
+        fl.write_flo(path, bad)
+    elif damage == "huge":
+        fl.write_flo(path, np.full((40, 48, 2), 1e6, np.float32))
+    elif damage == "wrong_size":
+        fl.write_flo(path, np.zeros((20, 24, 2), np.float32))
+    else:
+        with open(path, "r+b") as f:
+            f.truncate(100)
+    if damage != "wrong_size":  # a valid file of another size: the cache checks that
+        with pytest.raises(fl.FlowFileError):
+            fl.read_flo(path)
+    again = cache.sequence_flow("seq", stems, lambda i: frames[i])
+    np.testing.assert_allclose(again, fresh, atol=1e-6)
+    np.testing.assert_allclose(fl.read_flo(path), fresh[0], atol=1e-6)  # replaced on disk
+    one = fl.FlowCache(str(tmp_path), "dis_fast")
+    if damage == "nan":
+        fl.write_flo(path, np.full((40, 48, 2), np.nan, np.float32))
+        np.testing.assert_allclose(
+            one.field("seq", stems, 0, lambda i: frames[i]), fresh[0], atol=1e-6
+        )
 
 
 def test_compute_flow_binary(tmp_path, rng):
@@ -150,3 +184,52 @@ def test_compute_flow_binary(tmp_path, rng):
     assert bad.returncode != 0 and "no video file" in bad.stderr and "Traceback" not in bad.stderr
     both = subprocess.run(cmd + [f"--davis_root={tmp_path}"], capture_output=True, text=True)
     assert both.returncode != 0 and "exactly one of --input and --davis_root" in both.stderr
+
+
+def _moving_frames(folder, rng, n, size=(96, 128)):
+    os.makedirs(folder, exist_ok=True)
+    base = texture(rng, size[0], size[1] + 2 * n)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), base[:, 2 * i : 2 * i + size[1]])
+
+
+def test_compute_flow_resumes_after_sigkill_to_the_same_fields(tmp_path, rng):
+    """kill -9 mid-run, then the same command: every field equals an
+    uninterrupted run's, and no partial file is read as a field."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _moving_frames(tmp_path / "frames", rng, 60, size=(240, 320))
+
+    def cmd(out):
+        return [
+            sys.executable,
+            "-m",
+            "lvo_tf.compute_flow",
+            f"--input={tmp_path / 'frames'}",
+            f"--output_dir={out}",
+            "--method=dis_medium",
+        ]
+
+    whole = subprocess.run(cmd(tmp_path / "whole"), capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    killed = tmp_path / "killed" / "dis_medium" / "frames"
+    proc = subprocess.Popen(cmd(tmp_path / "killed"), stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(killed.glob("[0-9]*.flo"))) < 5:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(killed.glob("[0-9]*.flo")))
+    assert 5 <= done_before < 59  # killed mid-run
+    resumed = subprocess.run(cmd(tmp_path / "killed"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    reference = tmp_path / "whole" / "dis_medium" / "frames"
+    names = sorted(p.name for p in reference.glob("*.flo"))
+    assert len(names) == 59 and sorted(p.name for p in killed.glob("[0-9]*.flo")) == names
+    for name in names:
+        np.testing.assert_array_equal(
+            fl.read_flo(str(killed / name)), fl.read_flo(str(reference / name))
+        )

@@ -237,7 +237,7 @@ def test_segment_then_evaluate_end_to_end(davis, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     for seq in ("a", "b"):
         masks = sorted(os.listdir(out / seq))
-        assert masks == [f"{i:05d}.png" for i in range(6)]
+        assert masks == [".segment_run.json"] + [f"{i:05d}.png" for i in range(6)]
         mask = cv2.imread(str(out / seq / "00003.png"), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (40, 56) and set(np.unique(mask)) <= {0, 255}
         assert (out / "probabilities" / seq / "00003.png").is_file()
@@ -262,10 +262,20 @@ def test_segment_then_evaluate_end_to_end(davis, tmp_path):
     assert evaluation.returncode == 0, evaluation.stderr[-2000:]
     scores = json.loads((tmp_path / "eval.json").read_text())
     assert scores["problems"] == {} and set(scores["sequences"]) == {"a", "b"}
-    again = _run(
-        [f"--davis_root={davis}", f"--output_dir={out}", "--preset=lite", "--allow_random_weights"]
-    )
-    assert again.stderr.count("masks exist, skipped") == 2
+    same = [f"--davis_root={davis}", f"--output_dir={out}", "--preset=lite"]
+    same += ["--allow_random_weights", "--window=4", "--overlap=1"]
+    again = _run(same)
+    assert again.returncode == 0 and again.stderr.count("masks exist, skipped") == 2
+    # Other settings into the same folder: refused, naming what differs, nothing touched.
+    before = (out / "a" / "00003.png").stat().st_mtime_ns
+    other = _run(same[:-2] + ["--window=5", "--overlap=1"])
+    assert other.returncode == 2 and "holds 6 masks of another run" in other.stderr
+    assert "window: 4 then, 5 now" in other.stderr and "Traceback" not in other.stderr
+    assert (out / "a" / "00003.png").stat().st_mtime_ns == before
+    replaced = _run(same[:-2] + ["--window=5", "--overlap=1", "--overwrite"])
+    assert replaced.returncode == 0 and "masks exist" not in replaced.stderr
+    record = json.loads((out / "a" / ".segment_run.json").read_text())
+    assert record["settings"]["window"] == 5
 
 
 def test_segment_folder_input_baseline_and_crf(tmp_path, rng):
@@ -339,11 +349,13 @@ def test_resume_recomputes_only_missing_frames(davis, tmp_path, lite_weights):
         f"--output_dir={out}",
         f"--weights={path}",
         "--preset=lite",
+        "--flow_method=dis_medium",
         "--window=3",
         "--overlap=1",
     ]
     assert _run(args).returncode == 0
-    first = {n: cv2.imread(str(out / "a" / n), cv2.IMREAD_UNCHANGED) for n in os.listdir(out / "a")}
+    names = [n for n in os.listdir(out / "a") if n.endswith(".png")]
+    first = {n: cv2.imread(str(out / "a" / n), cv2.IMREAD_UNCHANGED) for n in names}
     stamps = {n: os.path.getmtime(out / "a" / n) for n in first}
     for n in ("00001.png", "00004.png"):
         os.remove(out / "a" / n)
@@ -376,6 +388,7 @@ def test_online_stream_matches_in_process_online(tmp_path, lite_weights, rng):
             f"--output_dir={out}",
             f"--weights={path}",
             "--preset=lite",
+            "--flow_method=dis_medium",
             "--nocrf",
         ]
     )

@@ -15,11 +15,14 @@ import threading
 
 import cv2
 import numpy as np
+from absl import logging
 
 from lvo_tf import io_utils
 
 FLO_MAGIC = 202021.25  # "PIEH" as a little-endian float32
 MAX_FLO_SIDE = 100_000
+# A displacement larger than this many times the field's side is not flow.
+MAX_DISPLACEMENT = 4
 
 # name: (OpenCV preset, finest pyramid scale or None for the preset's own).
 DIS_PRESETS = {
@@ -77,7 +80,16 @@ def read_flo(path: str) -> np.ndarray:
             f"flow file {path!r} is truncated or padded: {len(data)} bytes for {w}x{h} "
             f"(expected {expected})"
         )
-    return np.frombuffer(data, "<f4", 2 * w * h, offset=12).reshape(h, w, 2).copy()
+    flow = np.frombuffer(data, "<f4", 2 * w * h, offset=12).reshape(h, w, 2).copy()
+    if not np.all(np.isfinite(flow)):
+        raise FlowFileError(f"flow file {path!r} holds non-finite values (NaN or inf)")
+    limit = MAX_DISPLACEMENT * max(h, w)
+    if np.abs(flow).max(initial=0.0) > limit:
+        raise FlowFileError(
+            f"flow file {path!r} holds displacements up to {np.abs(flow).max():.3g} pixels, "
+            f"more than {MAX_DISPLACEMENT}x the field's size: not a flow field"
+        )
+    return flow
 
 
 # === Computing flow ===
@@ -141,7 +153,9 @@ def clip_flow(frames: np.ndarray, method: str = DEFAULT_METHOD) -> np.ndarray:
 
 class FlowCache:
     """Flow fields on disk: `<root>/<method>/<sequence>/<frame stem>.flo`,
-    computed on first use, written atomically, reused afterwards."""
+    computed on first use, written atomically, reused afterwards. A cached
+    field that is unreadable, non-finite or of another size than the frames
+    is computed again (and replaced), with a warning naming it."""
 
     def __init__(self, root: str, method: str = DEFAULT_METHOD):
         self.root = root
@@ -151,6 +165,27 @@ class FlowCache:
     def path(self, sequence: str, stem: str) -> str:
         return os.path.join(self.root, self.method, sequence, stem + ".flo")
 
+    def _cached(self, path: str, size: tuple[int, int] | None) -> np.ndarray | None:
+        """The field at `path` if it is there and valid for frames of `size`."""
+        if not os.path.isfile(path):
+            return None
+        try:
+            flow = read_flo(path)
+        except FlowFileError as e:
+            logging.warning("%s; computing it again", e)
+            return None
+        if size is not None and flow.shape[:2] != tuple(size):
+            logging.warning(
+                "flow file %r is %dx%d but the frames are %dx%d; computing it again",
+                path,
+                flow.shape[1],
+                flow.shape[0],
+                size[1],
+                size[0],
+            )
+            return None
+        return flow
+
     def field(self, sequence: str, stems: list[str], i: int, frames) -> np.ndarray:
         """Flow of frame i alone (the last frame repeats the previous field;
         a one-frame sequence gets zeros). `frames(j)` loads frame j."""
@@ -159,9 +194,11 @@ class FlowCache:
             return np.zeros(frames(0).shape[:2] + (2,), np.float32)
         i = min(i, t - 2)
         path = self.path(sequence, stems[i])
-        if os.path.isfile(path):
-            return read_flo(path)
-        flow = self.estimator(frames(i), frames(i + 1))
+        first = frames(i)
+        flow = self._cached(path, first.shape[:2])
+        if flow is not None:
+            return flow
+        flow = self.estimator(first, frames(i + 1))
         write_flo(path, flow)
         return flow
 
@@ -171,10 +208,15 @@ class FlowCache:
         t = len(stems)
         out = [None] * t
         cached = {}
+        size = None
         for i in range(t - 1):
             path = self.path(sequence, stems[i])
-            if os.path.isfile(path):
-                out[i] = read_flo(path)
+            if size is None and os.path.isfile(path):
+                cached[0] = frames(0)  # one frame read gives the size every field must have
+                size = cached[0].shape[:2]
+            flow = self._cached(path, size)
+            if flow is not None:
+                out[i] = flow
                 continue
             if i not in cached:
                 cached[i] = frames(i)

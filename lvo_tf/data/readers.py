@@ -49,20 +49,70 @@ def _image_files(folder: str, extensions=FRAME_EXTENSIONS) -> list[str]:
     )
 
 
+JPEG_START, JPEG_END, PNG_START = b"\xff\xd8", b"\xff\xd9", b"\x89PNG\r\n\x1a\n"
+
+
+def check_frame_file(path: str) -> None:
+    """Cheap checks of a frame file from its first and last bytes: it exists,
+    is not empty and, when its bytes are a JPEG's (whatever its name says),
+    ends with the end-of-image marker. Raises ValueError naming the file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(size - 2, 0))
+            tail = f.read()
+    except OSError as e:
+        raise ValueError(f"cannot read frame {path!r}: {e.strerror or e}") from None
+    if size == 0:
+        raise ValueError(f"frame {path!r} is an empty file")
+    if head.startswith(JPEG_START) and tail != JPEG_END:
+        raise ValueError(f"frame {path!r} is a truncated JPEG (no end-of-image marker)")
+
+
+def frame_size(path: str) -> tuple[int, int]:
+    """(H, W) of an image file from its header (without decoding it)."""
+    from PIL import Image, UnidentifiedImageError
+
+    check_frame_file(path)
+    try:
+        with Image.open(path) as image:
+            return image.size[::-1]
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f"frame {path!r} is not an image ({' '.join(str(e).split())})") from None
+
+
+def check_video(name: str, sources: list, min_size: int = 16) -> None:
+    """Every frame (a file, checked from its header, cheaply; or a decoded
+    array) is an image of the same size as the video's first frame and at
+    least `min_size` pixels each way. Raises ValueError naming the frame; a
+    frame that passes but fails to decode is still named when it is read."""
+    size = None
+    for t, source in enumerate(sources):
+        where = source if isinstance(source, str) else f"{name} frame {t}"
+        shape = frame_size(source) if isinstance(source, str) else np.shape(source)[:2]
+        if size is None:
+            size = shape
+            if min(size) < min_size:
+                raise ValueError(
+                    f"frame {where!r} is {size[1]}x{size[0]}; frames need at least "
+                    f"{min_size} pixels each way"
+                )
+        elif shape != size:
+            raise ValueError(
+                f"frame {where!r} is {shape[1]}x{shape[0]} but the first frame of {name!r} "
+                f"is {size[1]}x{size[0]}: a video's frames must have one size"
+            )
+
+
 def read_frame(path: str) -> np.ndarray:
-    """RGB uint8 [H, W, 3]."""
-    if path.lower().endswith((".jpg", ".jpeg")):
-        try:
-            with open(path, "rb") as f:
-                f.seek(-2, os.SEEK_END)
-                tail = f.read()
-        except OSError as e:
-            raise ValueError(f"cannot read frame {path!r}: {e.strerror or e}") from None
-        if tail != b"\xff\xd9":
-            raise ValueError(f"frame {path!r} is a truncated JPEG (no end-of-image marker)")
+    """RGB uint8 [H, W, 3], decoded by content (a PNG named .jpg reads as the
+    PNG it is)."""
+    check_frame_file(path)
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
-        raise ValueError(f"cannot read frame {path!r} (missing, corrupt or not an image)")
+        raise ValueError(f"cannot read frame {path!r} (corrupt or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -103,6 +153,39 @@ def read_annotation(path: str) -> tuple[np.ndarray, int]:
 # === DAVIS ===
 
 
+@dataclasses.dataclass
+class _Listed:
+    frames: list[str] = dataclasses.field(default_factory=list)
+    annotations: list[str] = dataclasses.field(default_factory=list)
+
+
+def _parse_image_set(root: str, image_set: str) -> dict[str, _Listed]:
+    """{sequence: its listed frame and annotation paths} of an image-set file
+    (`/JPEGImages/480p/<seq>/<frame> [/Annotations/480p/<seq>/<mask>]` per
+    line), in file order; a malformed line is refused with its number."""
+    listed: dict[str, _Listed] = {}
+    try:
+        with open(image_set, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"image set {image_set!r} is not a text file") from None
+    for number, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts:
+            continue
+        path = parts[0].strip("/").split("/")
+        if len(parts) > 2 or len(path) < 2 or not path[-1] or not path[-2]:
+            raise ValueError(
+                f"image set {image_set!r} line {number}: expected '/JPEGImages/480p/<seq>/"
+                f"<frame> [/Annotations/480p/<seq>/<mask>]'; got {line.strip()[:80]!r}"
+            )
+        entry = listed.setdefault(path[-2], _Listed())
+        entry.frames.append(os.path.join(root, parts[0].lstrip("/")))
+        if len(parts) == 2:
+            entry.annotations.append(os.path.join(root, parts[1].lstrip("/")))
+    return listed
+
+
 def davis_sequences(
     root: str, split: str | None = "val", sequences: list[str] | None = None
 ) -> list[Sequence]:
@@ -121,15 +204,7 @@ def davis_sequences(
         image_set = os.path.join(root, "ImageSets", RESOLUTION, f"{split}.txt")
         if not os.path.isfile(image_set):
             raise FileNotFoundError(f"split {split!r}: no image set {image_set!r}")
-        listed = {}
-        with open(image_set) as f:
-            for line in f:
-                parts = line.split()
-                if parts:
-                    seq = parts[0].strip("/").split("/")[-2]
-                    listed.setdefault(seq, [])
-                    if len(parts) > 1:
-                        listed[seq].append(os.path.join(root, parts[1].lstrip("/")))
+        listed = _parse_image_set(root, image_set)
     names = (
         list(listed)
         if listed is not None
@@ -148,8 +223,15 @@ def davis_sequences(
         frames = _image_files(folder)
         if not frames:
             raise ValueError(f"sequence {name!r} has no frames in {folder!r}")
-        if listed is not None and listed[name]:
-            masks = listed[name]
+        if listed is not None:
+            absent = [p for p in listed[name].frames if not os.path.isfile(p)]
+            if absent:
+                raise FileNotFoundError(
+                    f"split {split!r} lists {len(absent)} frame(s) of {name!r} that do not "
+                    f"exist, first {absent[0]!r}"
+                )
+        if listed is not None and listed[name].annotations:
+            masks = listed[name].annotations
         else:
             ann = os.path.join(annotations, name)
             masks = _image_files(ann, (".png",)) if os.path.isdir(ann) else []

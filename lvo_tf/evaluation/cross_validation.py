@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from lvo_tf.data import readers
 from lvo_tf.evaluation import davis_eval, davis_metrics
 
 MEASURES = ("J", "F")
@@ -37,8 +38,11 @@ def score_sequences(
     masks (values above `threshold`) against the annotations."""
     todo = davis_eval.list_sequences(davis_root, split, sequences)
     scores, problems = {}, {}
-    for seq, annotation_paths in todo.items():
-        preds, gts, found = davis_eval.load_pairs(results_dir, seq, annotation_paths, threshold)
+    for seq, sequence in todo.items():
+        size = readers.frame_size(sequence.frame_paths[0])
+        preds, gts, found = davis_eval.load_pairs(
+            results_dir, seq, sequence.annotation_paths, threshold, size
+        )
         result = davis_metrics.evaluate_sequence(preds, gts)
         scores[seq] = {m: float(result[m]["mean"]) for m in MEASURES}
         if found:

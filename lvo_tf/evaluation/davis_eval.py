@@ -37,16 +37,30 @@ def read_mask(path: str, threshold: int = 0) -> tuple[np.ndarray, bool]:
     return image > threshold, non_binary
 
 
-def load_pairs(results_dir: str, seq: str, annotation_paths: dict[str, str], threshold: int = 0):
+def load_pairs(
+    results_dir: str,
+    seq: str,
+    annotation_paths: dict[str, str],
+    threshold: int = 0,
+    frame_size: tuple[int, int] | None = None,
+):
     """(predicted masks, annotations, problems) of one sequence's annotated
     frames. A missing result is an empty mask; one of another size is resized
     (nearest) to its annotation; all such cases are listed in `problems`.
     `threshold` as `read_mask`'s (then values other than 0 and 255 are
-    expected and not listed)."""
+    expected and not listed). With `frame_size` (H, W of the sequence's
+    frames), an annotation of another size is refused by name: it is the
+    annotation that is wrong, not the result."""
     gts, preds = [], []
     problems = {"missing": [], "resized": [], "non_binary": []}
     for stem, annotation in annotation_paths.items():
         gt, _ = readers.read_annotation(annotation)
+        if frame_size is not None and gt.shape != tuple(frame_size):
+            raise ValueError(
+                f"annotation {annotation!r} is {gt.shape[1]}x{gt.shape[0]} but the frames of "
+                f"{seq!r} are {frame_size[1]}x{frame_size[0]}: the annotation does not fit "
+                "its video"
+            )
         path = os.path.join(results_dir, seq, stem + ".png")
         if not os.path.isfile(path):
             problems["missing"].append(stem)
@@ -66,15 +80,40 @@ def load_pairs(results_dir: str, seq: str, annotation_paths: dict[str, str], thr
 
 
 def list_sequences(davis_root: str, split: str | None, sequences: list[str] | None):
-    """{sequence: {frame stem: annotation path}} of the annotated frames to evaluate."""
-    todo = {
-        seq.name: seq.annotation_paths
-        for seq in readers.davis_sequences(davis_root, split, sequences)
-    }
-    empty = sorted(name for name, annotations in todo.items() if not annotations)
+    """{sequence: readers.Sequence} of the sequences to evaluate, each with
+    its annotated frames."""
+    todo = {seq.name: seq for seq in readers.davis_sequences(davis_root, split, sequences)}
+    empty = sorted(name for name, seq in todo.items() if not seq.annotation_paths)
     if empty:
         raise ValueError(f"sequences without annotations: {empty}")
     return todo
+
+
+def check_coverage(
+    results_dir: str, annotations: dict[str, dict[str, str]], allow_missing: bool = False
+) -> None:
+    """Refuses (ValueError) a results folder that lacks every mask of a
+    sequence or more than half of all annotated frames' masks, unless
+    `allow_missing` (then they score as empty masks): such a folder is the
+    wrong folder or an unfinished run, and its scores would mislead."""
+    if allow_missing:
+        return
+    total = absent = 0
+    empty = []
+    for seq, paths in annotations.items():
+        missing = sum(
+            not os.path.isfile(os.path.join(results_dir, seq, stem + ".png")) for stem in paths
+        )
+        total, absent = total + len(paths), absent + missing
+        if missing == len(paths):
+            empty.append(seq)
+    if empty or absent * 2 > total:
+        which = f" (none for {', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''})"
+        raise ValueError(
+            f"--results_dir {results_dir!r} lacks {absent} of the {total} annotated frames' "
+            f"masks{which if empty else ''}: the wrong folder or an unfinished run? "
+            "--allow_missing scores them as empty masks"
+        )
 
 
 def evaluate_results(
@@ -82,15 +121,20 @@ def evaluate_results(
     results_dir: str,
     split: str | None = "val",
     sequences: list[str] | None = None,
+    allow_missing: bool = False,
 ) -> dict:
     """J and F per sequence and overall, with the problems found in the results."""
     if not os.path.isdir(results_dir):
         raise FileNotFoundError(f"--results_dir: no folder {results_dir!r}")
     todo = list_sequences(davis_root, split, sequences)
+    check_coverage(results_dir, {n: s.annotation_paths for n, s in todo.items()}, allow_missing)
     out: dict = {"sequences": {}, "problems": {}}
     start = time.time()
-    for k, (seq, annotation_paths) in enumerate(todo.items(), 1):
-        preds, gts, problems = load_pairs(results_dir, seq, annotation_paths)
+    for k, (seq, sequence) in enumerate(todo.items(), 1):
+        size = readers.frame_size(sequence.frame_paths[0])
+        preds, gts, problems = load_pairs(
+            results_dir, seq, sequence.annotation_paths, frame_size=size
+        )
         scores = davis_metrics.evaluate_sequence(preds, gts)
         for measure in scores.values():  # JSON has no NaN: unevaluated frames are null
             measure["per_frame"] = [None if np.isnan(v) else v for v in measure["per_frame"]]

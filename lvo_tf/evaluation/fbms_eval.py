@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 
 from lvo_tf.data import readers
-from lvo_tf.evaluation.davis_eval import load_pairs, problems_markdown
+from lvo_tf.evaluation.davis_eval import check_coverage, load_pairs, problems_markdown
 
 
 def precision_recall(prediction: np.ndarray, annotation: np.ndarray) -> tuple[float, float]:
@@ -35,7 +35,11 @@ def f_measure(precision: float, recall: float) -> float:
 
 
 def evaluate_results(
-    fbms_root: str, results_dir: str, split: str | None = "Testset", sequences=None
+    fbms_root: str,
+    results_dir: str,
+    split: str | None = "Testset",
+    sequences=None,
+    allow_missing: bool = False,
 ) -> dict:
     if not os.path.isdir(results_dir):
         raise FileNotFoundError(f"--results_dir: no folder {results_dir!r}")
@@ -45,6 +49,7 @@ def evaluate_results(
         if unknown:
             raise ValueError(f"sequences not in {fbms_root!r} ({split}): {unknown}")
         todo = [s for s in todo if s.name in set(sequences)]
+    check_coverage(results_dir, {s.name: s.annotation_paths for s in todo}, allow_missing)
     out: dict = {"sequences": {}, "problems": {}}
     pooled_p, pooled_r = [], []
     for seq in todo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -19,6 +20,18 @@ class CRFParams:
     bilateral_srgb: float = 10.0
     bilateral_compat: float = 5.0
     iterations: int = 5
+
+    def __post_init__(self):
+        for name in ("gaussian_sxy", "bilateral_sxy", "bilateral_srgb"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"--crf_{name} must be a positive finite width; got {value}")
+        for name in ("gaussian_compat", "bilateral_compat"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"--crf_{name} must be a finite weight >= 0; got {value}")
+        if self.iterations < 1:
+            raise ValueError(f"--crf_iterations must be at least 1; got {self.iterations}")
 
     def scaled(self, factor: float) -> CRFParams:
         """The same CRF for a frame resized by `factor`: the kernels' spatial

@@ -11,6 +11,7 @@ Signatures: `serving_default` (frames uint8, flow float32 -> probabilities)
 and `memory` (features -> probabilities at 1/8); see export/serving.py.
 """
 
+import os
 import shutil
 
 from absl import app, flags, logging
@@ -33,6 +34,18 @@ flags.mark_flags_as_required(["export_dir"])
 
 def main(argv):
     del argv
+    weights_file = _WEIGHTS.value
+    if (
+        weights_file
+        and weights_file not in default_model.SHIPPED
+        and os.path.isfile(weights_file)
+        and not default_model.manifest_beside(weights_file)
+        and not _PRESET.present
+    ):
+        raise app.UsageError(
+            f"--weights {weights_file!r} has no manifest beside it to say its network; "
+            "pass --preset, or package it with `python -m lvo_tf.package_default`"
+        )
     try:
         model, _ = default_model.resolve(_WEIGHTS.value, _PRESET.value, _RANDOM.value)
         target = serving.export_saved_model(model, _EXPORT_DIR.value, _VERSION.value)

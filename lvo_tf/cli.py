@@ -24,10 +24,11 @@ import os
 import sys
 from collections.abc import Callable
 
-from absl import app
+from absl import app, flags
 
 EXIT_INPUT = 2
 _HINT = " (--helpshort lists the flags)"
+_PROJECT_PACKAGES = ("lvo_tf", "export")
 
 
 def describe(error: BaseException) -> str:
@@ -65,7 +66,8 @@ def guard(main: Callable[[list[str]], object]) -> Callable[[list[str]], object]:
         try:
             return main(argv)
         except app.UsageError as e:
-            fail(describe(e) + _HINT)
+            message = describe(e)
+            fail(message + (_HINT if "--" in message else ""))
         except (ValueError, OSError) as e:
             fail(describe(e))
 
@@ -73,6 +75,21 @@ def guard(main: Callable[[list[str]], object]) -> Callable[[list[str]], object]:
     return guarded
 
 
+def adopt_project_flags() -> None:
+    """Makes the flags the project's library modules define (a trainer's
+    --steps, --seed, ...) key flags of the binary, so `--helpshort` lists
+    every flag a user of it may set, not only those its own file defines."""
+    main = sys.argv[0] if sys.argv else None
+    if not main:
+        return
+    for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
+        if module.split(".")[0] in _PROJECT_PACKAGES and module != main:
+            for flag in module_flags:
+                flags.FLAGS.register_key_flag_for_module(main, flag)
+
+
 def run(main: Callable[[list[str]], object], **kwargs) -> None:
-    """`absl.app.run(main)` under `guard`."""
+    """`absl.app.run(main)` under `guard`, with the project's flags listed by
+    `--helpshort`."""
+    adopt_project_flags()
     app.run(guard(main), **kwargs)

@@ -79,7 +79,9 @@ def frame_size(path: str) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             return image.size[::-1]
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except Image.DecompressionBombError:
+        raise ValueError(f"frame {path!r} declares an implausibly large size") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"frame {path!r} is not an image ({' '.join(str(e).split())})") from None
 
 

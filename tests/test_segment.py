@@ -456,3 +456,88 @@ def test_default_model_runs_at_its_height_and_masks_keep_the_video_size(davis, t
         assert mask.shape == (40, 56)
         expected = run.to_mask(probabilities[t], small[t], full[t], crf.CRFParams())
         assert np.mean((mask > 127) != expected) < 0.01, t
+
+
+def _texture_frames(folder, rng, n=4, shift=3, size=(60, 80)):
+    os.makedirs(folder, exist_ok=True)
+    base = cv2.GaussianBlur((rng.random((size[0], size[1] + shift * n, 3)) * 255), (0, 0), 2)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), base[:, shift * i : shift * i + size[1]])
+
+
+def test_compute_flow_fills_the_cache_segment_reads(tmp_path, rng):
+    """compute_flow --process_height=H --output_dir=X, then segment
+    --flow_dir=X at height H computes no flow: every field comes from X."""
+    from lvo_tf.data import flow as flow_lib
+
+    _texture_frames(tmp_path / "clip", rng)
+    cache = tmp_path / "flowcache"
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lvo_tf.compute_flow",
+            f"--input={tmp_path / 'clip'}",
+            f"--output_dir={cache}",
+            "--process_height=40",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    fields = sorted(cache.glob("h40/dis_medium/clip-*/*.flo"))
+    assert len(fields) == 3 and flow_lib.read_flo(str(fields[0])).shape == (40, 53, 2)
+    stamps = {p: p.stat().st_mtime_ns for p in fields}
+    proc = _run(
+        [
+            f"--input={tmp_path / 'clip'}",
+            f"--output_dir={tmp_path / 'out'}",
+            "--method=baseline",
+            f"--flow_dir={cache}",
+            "--process_height=40",
+            "--nooverlay",
+        ]
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(cache.rglob("*.flo")) == fields  # nothing new computed
+    assert {p: p.stat().st_mtime_ns for p in fields} == stamps  # nor rewritten
+    assert f"Flow cache: {cache / 'h40'}" in proc.stderr
+
+
+def test_two_videos_of_one_name_never_share_flow(tmp_path, rng):
+    """Two different `frames/` folders with one --flow_dir: each video gets
+    its own cached flow, keyed by its frames' SHA-256; --nokeep_flow drops it."""
+    from lvo_tf.data import flow as flow_lib
+
+    _texture_frames(tmp_path / "one" / "frames", rng, shift=2)
+    _texture_frames(tmp_path / "two" / "frames", rng, shift=6)
+    cache = tmp_path / "shared_flow"
+    for which in ("one", "two"):
+        proc = _run(
+            [
+                f"--input={tmp_path / which / 'frames'}",
+                f"--output_dir={tmp_path / which / 'out'}",
+                "--method=baseline",
+                f"--flow_dir={cache}",
+                "--nooverlay",
+            ]
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    folders = sorted(p.name for p in (cache / "full" / "dis_medium").iterdir())
+    assert len(folders) == 2 and all(f.startswith("frames-") for f in folders)
+    a, b = (
+        flow_lib.read_flo(str(cache / "full" / "dis_medium" / f / "00000.flo")) for f in folders
+    )
+    medians = sorted([float(np.median(a[..., 0])), float(np.median(b[..., 0]))])
+    np.testing.assert_allclose(medians, [-6, -2], atol=0.5)  # each video's own motion
+    dropped = _run(
+        [
+            f"--input={tmp_path / 'one' / 'frames'}",
+            f"--output_dir={tmp_path / 'three'}",
+            "--method=baseline",
+            f"--flow_dir={tmp_path / 'drop'}",
+            "--nooverlay",
+            "--nokeep_flow",
+        ]
+    )
+    assert dropped.returncode == 0 and not list((tmp_path / "drop").rglob("*.flo"))

@@ -19,7 +19,7 @@ import time
 
 from absl import flags, logging
 
-from lvo_tf import cli, io_utils
+from lvo_tf import cli
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 from lvo_tf.inference import jobs
@@ -49,12 +49,6 @@ def main(argv):
     del argv
     out, height = _OUTPUT_DIR.value, _PROCESS_HEIGHT.value
     todo = jobs.list_jobs(out, _DAVIS_ROOT.value, _SPLIT.value, _SEQUENCES.value, _INPUT.value)
-    io_utils.check_output_dir(
-        out,
-        inputs=io_utils.input_folders(_DAVIS_ROOT.value, _INPUT.value),
-        not_equal_to=[_DAVIS_ROOT.value],
-    )
-    jobs.check_frames(todo)
     if height:
         cache = jobs.flow_cache(out, height, _METHOD.value)
     else:

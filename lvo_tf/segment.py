@@ -247,12 +247,6 @@ def main(argv):
     todo = []
     if not streaming:  # every input is checked before the model loads
         todo = jobs.list_jobs(out, _DAVIS_ROOT.value, _SPLIT.value, _SEQUENCES.value, _INPUT.value)
-        io_utils.check_output_dir(
-            out,
-            inputs=io_utils.input_folders(_DAVIS_ROOT.value, _INPUT.value),
-            not_equal_to=[_DAVIS_ROOT.value],
-        )
-        jobs.check_frames(todo)
     runner, height, flow_method, model_record = _runner()
     logging.info("Optical flow: %s", flow_method)
     if streaming:

@@ -124,15 +124,9 @@ def test_extract_features_resumes_after_sigkill_to_the_same_cache(tmp_path, rng)
     weights.save_weights(build_lvo("lite"), path)
 
     def cmd(out):
-        return [
-            sys.executable,
-            "-m",
-            "lvo_tf.extract_features",
-            f"--data_root={tmp_path / 'data'}",
-            "--split=val",
+        command = _extract_command(tmp_path, "--preset=lite", f"--weights={path}")
+        return [a for a in command if not a.startswith("--output_dir=")] + [
             f"--output_dir={out}",
-            "--preset=lite",
-            f"--weights={path}",
             f"--flow_dir={tmp_path / 'flow'}",
         ]
 

@@ -48,7 +48,9 @@ def list_jobs(
     input_path: str | None = None,
 ) -> list[Job]:
     """The videos of a DAVIS-layout root, a frames folder or a video file,
-    with their input fingerprints."""
+    with their input fingerprints, after the checks every job gets before any
+    work: the output folder is outside the input and writable, and every
+    frame is an image of its video's size (`check_frames`)."""
     if davis_root:
         jobs = [
             Job(s.name, s.stems, s.frame_paths, os.path.join(output_dir, s.name), s.name)
@@ -63,6 +65,12 @@ def list_jobs(
             raise ValueError(f"--input {input_path!r}: the video has no frames")
         name = os.path.splitext(os.path.basename(input_path))[0]
         jobs = [Job(name, [f"{i:05d}" for i in range(len(frames))], list(frames), output_dir, None)]
+    io_utils.check_output_dir(
+        output_dir,
+        inputs=io_utils.input_folders(davis_root, input_path),
+        not_equal_to=[davis_root],
+    )
+    check_frames(jobs)
     for job in jobs:
         job.fingerprint = fingerprint(job.sources)
     return jobs

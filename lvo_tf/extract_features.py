@@ -46,7 +46,12 @@ _SPLIT = flags.DEFINE_string("split", "train", "Image set, or 'all'.")
 _SEQUENCES = flags.DEFINE_list("sequences", None, "Only these sequences.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Feature cache root.")
 _PRESET = flags.DEFINE_enum("preset", "lite", sorted(PRESETS), "Model preset.")
-_WEIGHTS = flags.DEFINE_string("weights", None, "Whole-model .weights.h5.")
+_WEIGHTS = flags.DEFINE_string(
+    "weights",
+    None,
+    "A shipped model's name (synthetic, davis) or a whole-model .weights.h5 / packaged "
+    ".weights.npz (its manifest, when beside it, gives the network and flow method).",
+)
 _APPEARANCE = flags.DEFINE_string("appearance_weights", None, "Appearance part .weights.h5.")
 _MOTION = flags.DEFINE_string("motion_weights", None, "Motion part .weights.h5.")
 _RANDOM = flags.DEFINE_bool("allow_random_weights", False, "Run without trained weights.")

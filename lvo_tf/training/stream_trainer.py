@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lvo_tf import flag_values
+from lvo_tf import default_model, flag_values
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 from lvo_tf.data.pipeline import AppearanceSource, MotionSource, TrunkSource, example_dataset
@@ -114,7 +114,11 @@ class StreamTrainConfig:
             raise ValueError(f"flow_scale_range must be 0 < lo <= hi; got {self.flow_scale_range}")
         if self.positive_weight is not None and self.positive_weight <= 0:
             raise ValueError(f"positive_weight must be positive; got {self.positive_weight}")
-        if self.init_weights and not os.path.isfile(self.init_weights):
+        if (
+            self.init_weights
+            and self.init_weights not in default_model.SHIPPED
+            and not os.path.isfile(self.init_weights)
+        ):
             raise ValueError(f"init_weights: no such file {self.init_weights!r}")
         if self.stream == "motion" and (self.trunk_cache or self.import_hed_vgg16):
             raise ValueError("trunk_cache and import_hed_vgg16 are for the appearance stream")
@@ -140,8 +144,6 @@ def _initial_stream(config: StreamTrainConfig, part: str):
     """The `part` sub-model of `config.init_weights`' model (None without)."""
     if not config.init_weights:
         return None
-    from lvo_tf import default_model
-
     model, _ = default_model.resolve(config.init_weights, config.preset)
     return weights.get_part(model, part)
 
@@ -264,7 +266,8 @@ def define_flags(stream: str) -> dict:
         "init_weights": flags.DEFINE_string(
             "init_weights",
             None,
-            "Start from this whole-model .weights.h5's stream (a shipped model's path).",
+            "Start from this model's stream: a shipped model's name (synthetic, davis) or a "
+            "whole-model .weights.h5 / packaged .weights.npz.",
         ),
     }
     if stream == "appearance":

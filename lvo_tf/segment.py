@@ -24,7 +24,6 @@ height its manifest gives (`--process_height`; never enlarged); masks keep the
 video's size.
 """
 
-import dataclasses
 import json
 import os
 import time
@@ -35,7 +34,7 @@ from lvo_tf import cli, default_model, io_utils, perf
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 from lvo_tf.inference import crf, jobs, run
-from lvo_tf.inference.segmenter import LVORunner, StageTimes
+from lvo_tf.inference.segmenter import StageTimes
 from lvo_tf.models import PRESETS
 
 _INPUT = flags.DEFINE_string(
@@ -123,44 +122,23 @@ flags.register_multi_flags_validator(
 )
 
 
-def _runner():
-    """(runner or None for the baseline, height frames are resized to or None,
-    optical flow method, what the summary and run record keep of the model)."""
-    height, method = _PROCESS_HEIGHT.value, _FLOW_METHOD.value
-    if _METHOD.value == "baseline":
-        return None, height, method or flow_lib.DEFAULT_METHOD, {"model": None}
-    if _WEIGHTS.value and _WEIGHTS.value not in default_model.SHIPPED:
-        unstated = [f"--{f.name}" for f in (_PRESET, _FLOW_METHOD) if not f.present]
-        if (
-            unstated
-            and os.path.isfile(_WEIGHTS.value)
-            and not default_model.manifest_beside(_WEIGHTS.value)
-        ):
-            raise app.UsageError(
-                f"--weights {_WEIGHTS.value!r} has no manifest beside it to say the network, "
-                f"flow method and processing height it was trained with; pass "
-                f"{' and '.join(unstated)} (and --process_height) to run it with settings "
-                "you choose, or package it with `python -m lvo_tf.package_default`"
-            )
+def _model():
     try:
-        model, info = default_model.resolve(_WEIGHTS.value, _PRESET.value, _RANDOM.value)
+        model = jobs.load_model(
+            _METHOD.value,
+            _WEIGHTS.value,
+            _PRESET.value,
+            _RANDOM.value,
+            _PROCESS_HEIGHT.value,
+            _FLOW_METHOD.value,
+            preset_given=_PRESET.present,
+            flow_given=_FLOW_METHOD.present,
+        )
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
-    if info:
-        logging.info("Model %s (%s)", info.get("name", default_model.NAME), info["summary"])
-        if height is None:
-            height = info["process_height"]
-    if _WEIGHTS.value and _WEIGHTS.value not in default_model.SHIPPED:
-        weights_sha = default_model.sha256(_WEIGHTS.value)
-    else:
-        weights_sha = info["sha256"] if info else "untrained"
-    model_record = {
-        "model": (info or {}).get("name") or _WEIGHTS.value or "untrained",
-        "preset": (info or {}).get("preset", _PRESET.value),
-        "weights_sha256": weights_sha,
-        "config": (info or {}).get("config"),
-    }
-    return LVORunner(model), height, method or default_model.flow_method(info), model_record
+    if model.record.get("summary"):
+        logging.info("Model %s (%s)", model.record["model"], model.record["summary"])
+    return model
 
 
 def _stream(runner, options, height, flow_method):
@@ -224,21 +202,6 @@ def _options():
     )
 
 
-def _settings(options, model_record, height, flow_method) -> dict:
-    """What changes masks: the run record a resumed run must match."""
-    return {
-        "method": options.method,
-        **{k: model_record.get(k) for k in ("model", "weights_sha256", "config")},
-        "process_height": height,
-        "flow_method": flow_method,
-        "crf": dataclasses.asdict(options.crf) if options.crf else None,
-        "window": options.window,
-        "overlap": options.overlap,
-        "online": options.online,
-        "online_chunk": options.online_chunk if options.online else None,
-    }
-
-
 def main(argv):
     del argv
     options = _options()
@@ -247,7 +210,13 @@ def main(argv):
     todo = []
     if not streaming:  # every input is checked before the model loads
         todo = jobs.list_jobs(out, _DAVIS_ROOT.value, _SPLIT.value, _SEQUENCES.value, _INPUT.value)
-    runner, height, flow_method, model_record = _runner()
+    model = _model()
+    runner, height, flow_method, model_record = (
+        model.runner,
+        model.height,
+        model.flow_method,
+        model.record,
+    )
     logging.info("Optical flow: %s", flow_method)
     if streaming:
         processed, times, elapsed = _stream(runner, options, height, flow_method)
@@ -255,28 +224,29 @@ def main(argv):
             options, model_record, processed, processed, elapsed, times, height, flow_method
         )
         return
-    settings = _settings(options, model_record, height, flow_method)
+    settings = jobs.settings(options, model)
     jobs.prepare(todo, settings, out, _OVERWRITE.value)
     flows = jobs.flow_cache(_FLOW_DIR.value or os.path.join(out, ".flow"), height, flow_method)
     times = StageTimes()
     total = sum(len(job.stems) for job in todo)
     done, processed, start = 0, 0, time.time()
     for job in todo:
-        name, stems, sources = job.name, job.stems, job.sources
         existing = len(job.existing_masks())
-        if existing == len(stems):
+        if existing == len(job.stems):
             logging.info(
-                "%s: all %d masks exist, skipped (their run record matches)", name, len(stems)
+                "%s: all %d masks exist, skipped (their run record matches)",
+                job.name,
+                len(job.stems),
             )
-            done += len(stems)
-            continue
-        if existing:
-            logging.info("%s: %d of %d masks exist; computing the rest", name, existing, len(stems))
-            done += existing
-        n_frames = len(stems)
+        elif existing:
+            logging.info(
+                "%s: %d of %d masks exist; computing the rest", job.name, existing, len(job.stems)
+            )
+        done += existing
 
-        def progress(t, name=name, n=n_frames):
+        def progress(t, name=job.name, stems=job.stems):
             nonlocal done, processed
+            n = len(stems)
             done += 1
             processed += 1
             if (t + 1) % 10 == 0 or t + 1 == n:
@@ -290,32 +260,9 @@ def main(argv):
                     (total - done) / rate,
                 )
 
-        sub = job.sub
-        overlays = os.path.join(out, "overlays", sub or name) if options.overlay else None
-        probs = (
-            (os.path.join(out, "probabilities", sub) if sub else os.path.join(out, "probabilities"))
-            if options.save_probabilities
-            else None
+        jobs.segment_job(
+            model, job, options, flows, out, times, _PREFETCH.value, _KEEP_FLOW.value, progress
         )
-        key = jobs.flow_key(job)
-        run.segment_sequence(
-            runner,
-            stems,
-            lambda i, sources=sources: (
-                readers.read_frame(sources[i]) if isinstance(sources[i], str) else sources[i]
-            ),
-            lambda i, frame, key=key, stems=stems: flows.field(key, stems, i, frame),
-            job.mask_dir,
-            options,
-            times,
-            shrink=lambda f: readers.shrink_to_height(f, height),
-            prefetch=_PREFETCH.value,
-            probability_dir=probs,
-            overlay_stem=overlays,
-            progress=progress,
-        )
-        if not _KEEP_FLOW.value:
-            jobs.drop_flow(flows, key)
     _write_summary(
         options,
         model_record,

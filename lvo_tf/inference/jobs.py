@@ -206,3 +206,135 @@ def folder_mib(folder: str) -> float:
             except OSError:
                 pass
     return total / 2**20
+
+
+# === The model a run uses, and one video's run ===
+
+
+@dataclasses.dataclass
+class RunModel:
+    """What `segment` runs: the network (None for the baseline), the height
+    frames are shrunk to (None: their own), the flow method, and what the
+    summary and run records keep of the model."""
+
+    runner: object
+    height: int | None
+    flow_method: str
+    record: dict
+
+
+def load_model(
+    method: str = "lvo",
+    weights: str | None = None,
+    preset: str = "lite",
+    allow_random: bool = False,
+    height: int | None = None,
+    flow_method: str | None = None,
+    preset_given: bool = False,
+    flow_given: bool = False,
+) -> RunModel:
+    """The model of a run: a shipped model's name, a packaged or bare weights
+    file, or untrained weights; with its manifest's processing height and
+    flow method unless given. Bare weights (no manifest beside them) need
+    the preset and flow method given (`preset_given`, `flow_given`):
+    ValueError otherwise, naming the flags."""
+    from lvo_tf import default_model
+    from lvo_tf.data import flow as flow_lib
+    from lvo_tf.inference.segmenter import LVORunner
+
+    if method == "baseline":
+        return RunModel(None, height, flow_method or flow_lib.DEFAULT_METHOD, {"model": None})
+    bare = (
+        weights
+        and weights not in default_model.SHIPPED
+        and os.path.isfile(weights)
+        and not default_model.manifest_beside(weights)
+    )
+    unstated = [
+        f for f, given in (("--preset", preset_given), ("--flow_method", flow_given)) if not given
+    ]
+    if bare and unstated:
+        raise ValueError(
+            f"--weights {weights!r} has no manifest beside it to say the network, flow method "
+            f"and processing height it was trained with; pass {' and '.join(unstated)} (and "
+            "--process_height) to run it with settings you choose, or package it with "
+            "`python -m lvo_tf.package_default`"
+        )
+    model, info = default_model.resolve(weights, preset, allow_random)
+    if info and height is None:
+        height = info["process_height"]
+    if weights and weights not in default_model.SHIPPED:
+        weights_sha = default_model.sha256(weights)
+    else:
+        weights_sha = info["sha256"] if info else "untrained"
+    record = {
+        "model": (info or {}).get("name") or weights or "untrained",
+        "preset": (info or {}).get("preset", preset),
+        "weights_sha256": weights_sha,
+        "config": (info or {}).get("config"),
+        "summary": (info or {}).get("summary"),
+    }
+    return RunModel(
+        LVORunner(model), height, flow_method or default_model.flow_method(info), record
+    )
+
+
+def settings(options, model: RunModel) -> dict:
+    """What changes masks: the run record a resumed run must match."""
+    return {
+        "method": options.method,
+        **{k: model.record.get(k) for k in ("model", "weights_sha256", "config")},
+        "process_height": model.height,
+        "flow_method": model.flow_method,
+        "crf": dataclasses.asdict(options.crf) if options.crf else None,
+        "window": options.window,
+        "overlap": options.overlap,
+        "online": options.online,
+        "online_chunk": options.online_chunk if options.online else None,
+    }
+
+
+def segment_job(
+    model: RunModel,
+    job: Job,
+    options,
+    flows,
+    output_dir: str,
+    times,
+    prefetch: int = 32,
+    keep_flow: bool = True,
+    progress=None,
+) -> int:
+    """Segments one video into its mask folder (after `prepare`), skipping
+    frames whose masks exist; probabilities and overlays under `output_dir`
+    as `segment` writes them. Returns the number of frames computed."""
+    from lvo_tf.inference import run
+
+    existing = len(job.existing_masks())
+    if existing == len(job.stems):
+        return 0
+    overlays = (
+        os.path.join(output_dir, "overlays", job.sub or job.name) if options.overlay else None
+    )
+    probabilities = None
+    if options.save_probabilities:
+        probabilities = os.path.join(output_dir, "probabilities", *([job.sub] if job.sub else []))
+    key = flow_key(job)
+    sources, height = job.sources, model.height
+    run.segment_sequence(
+        model.runner,
+        job.stems,
+        lambda i: readers.read_frame(sources[i]) if isinstance(sources[i], str) else sources[i],
+        lambda i, frame: flows.field(key, job.stems, i, frame),
+        job.mask_dir,
+        options,
+        times,
+        shrink=lambda f: readers.shrink_to_height(f, height),
+        prefetch=prefetch,
+        probability_dir=probabilities,
+        overlay_stem=overlays,
+        progress=progress,
+    )
+    if not keep_flow:
+        drop_flow(flows, key)
+    return len(job.stems) - existing

@@ -32,14 +32,13 @@ features made without running VGG16 again.
 import os
 import time
 
-import numpy as np
 from absl import app, flags, logging
 
 from lvo_tf import cli, default_model, io_utils
+from lvo_tf.data import extraction, pipeline, readers
 from lvo_tf.data import features as features_lib
 from lvo_tf.data import flow as flow_lib
-from lvo_tf.data import pipeline, readers
-from lvo_tf.models import PRESETS, build_lvo, weights
+from lvo_tf.models import PRESETS
 
 _DATA_ROOT = flags.DEFINE_string("data_root", None, "DAVIS-layout dataset root.")
 _SPLIT = flags.DEFINE_string("split", "train", "Image set, or 'all'.")
@@ -76,44 +75,25 @@ _PROCESS_HEIGHT = flags.DEFINE_integer(
 flags.mark_flags_as_required(["data_root", "output_dir"])
 
 
-def _model():
-    """(model, manifest of --weights or None)."""
-    given = [_WEIGHTS.value, _APPEARANCE.value, _MOTION.value]
-    if _TRUNK_ONLY.value:
-        if not (_HED.value or _WEIGHTS.value or _APPEARANCE.value or _RANDOM.value):
-            raise app.UsageError(
-                "--trunk_only: no trunk weights: pass --import_hed_vgg16, --weights or "
-                "--appearance_weights (or --allow_random_weights)"
-            )
-    elif not any(given) and not _RANDOM.value:
-        raise app.UsageError(
-            "no weights: pass --weights (whole model) or --appearance_weights and "
-            "--motion_weights, or --allow_random_weights for a timing run"
-        )
-    try:
-        if _WEIGHTS.value:  # a packaged model's own network (default_model.resolve)
-            model, info = default_model.resolve(_WEIGHTS.value, _PRESET.value)
-        else:
-            model, info = build_lvo(_PRESET.value), None
-        if _APPEARANCE.value:
-            weights.load_weights(model, _APPEARANCE.value, part="appearance")
-        if _MOTION.value:
-            weights.load_weights(model, _MOTION.value, part="motion")
-        if _HED.value:
-            weights.import_hed_vgg16(model)
-    except (FileNotFoundError, ValueError) as e:
-        raise app.UsageError(str(e)) from None
-    return model, info
+def _spec() -> extraction.StreamsSpec:
+    return extraction.StreamsSpec(
+        preset=_PRESET.value,
+        weights=_WEIGHTS.value,
+        appearance_weights=_APPEARANCE.value,
+        motion_weights=_MOTION.value,
+        import_hed_vgg16=_HED.value,
+        allow_random=_RANDOM.value,
+        trunk_only=_TRUNK_ONLY.value,
+    )
 
 
 def main(argv):
     del argv
-    try:
-        sequences = readers.davis_sequences(_DATA_ROOT.value, _SPLIT.value, _SEQUENCES.value)
-    except (FileNotFoundError, ValueError) as e:
-        raise app.UsageError(str(e)) from None
+    sequences = readers.davis_sequences(_DATA_ROOT.value, _SPLIT.value, _SEQUENCES.value)
     if _TRUNK_ONLY.value and _TRUNK_CACHE.value:
         raise app.UsageError("give --trunk_only or --trunk_cache, not both")
+    spec = _spec()
+    spec.check()
     io_utils.check_output_dir(
         _OUTPUT_DIR.value,
         inputs=io_utils.input_folders(_DATA_ROOT.value),
@@ -127,45 +107,22 @@ def main(argv):
             trunk_cache = pipeline.FeatureSource(_TRUNK_CACHE.value, [s.name for s in sequences])
         except (FileNotFoundError, ValueError) as e:
             raise app.UsageError(f"--trunk_cache: {e}") from None
-    model, info = _model()
-    if _TRUNK_ONLY.value:
-        run = features_lib.trunk_runner(model)
-    elif trunk_cache:
-        run = features_lib.streams_from_trunk_runner(model, trunk_cache)
-    else:
-        run = features_lib.streams_runner(model)
+    model, info = spec.load()
+    run = extraction.runner(model, _TRUNK_ONLY.value, trunk_cache)
     cache = features_lib.FeatureCache(_OUTPUT_DIR.value)
     method = _FLOW_METHOD.value or default_model.flow_method(info)
     logging.info("Optical flow: %s", method)
-    flow_root = _FLOW_DIR.value or os.path.join(_OUTPUT_DIR.value, "flow")
-    height = _PROCESS_HEIGHT.value
-    if height:  # fields of resized frames are kept apart from full-size ones
-        flow_root = os.path.join(flow_root, f"h{height}")
-    flows = flow_lib.FlowCache(flow_root, method)
+    flows = features_lib.flow_cache(
+        _FLOW_DIR.value or os.path.join(_OUTPUT_DIR.value, "flow"), _PROCESS_HEIGHT.value, method
+    )
     todo = [s for s in sequences if s.name not in cache]
     logging.info("%d sequences, %d already cached", len(sequences), len(sequences) - len(todo))
     total = sum(len(s) for s in todo)
-    done, start, net_time = 0, time.time(), 0.0
+    done, start = 0, time.time()
     for seq in todo:
-        frames = readers.load_frames(seq)
-        masks = readers.load_annotations(seq, frames.shape[1:3])
-        missing = [stem for stem in seq.stems if stem not in masks]
-        if missing:
-            raise app.UsageError(f"sequence {seq.name!r}: frames without annotation {missing[:5]}")
-        if height:
-            frames = np.stack([readers.resize_to_height(f, height) for f in frames])
-            masks = {
-                k: readers.resize_to_height(m.astype(np.float32), height) > 0.5
-                for k, m in masks.items()
-            }
-        if _TRUNK_ONLY.value:  # the trunk reads frames only
-            flow = np.zeros(frames.shape[:3] + (2,), np.float32)
-        else:
-            flow = flows.sequence_flow(seq.name, seq.stems, lambda i, f=frames: f[i])
-        t0 = time.time()
-        feats = run(seq.name, frames, flow, _CHUNK.value)
-        net_time += time.time() - t0
-        labels = features_lib.labels_at_stride(np.stack([masks[s] for s in seq.stems]))
+        feats, labels = extraction.sequence_features(
+            seq, run, flows, _PROCESS_HEIGHT.value, _CHUNK.value, _TRUNK_ONLY.value
+        )
         cache.write(seq.name, feats, labels)
         done += len(seq)
         rate = done / (time.time() - start)
@@ -181,11 +138,10 @@ def main(argv):
         )
     if total:
         logging.info(
-            "Done: %d frames in %.1f s (%.2f frames/s; streams alone %.2f frames/s) -> %s",
+            "Done: %d frames in %.1f s (%.2f frames/s, flow and reading included) -> %s",
             total,
             time.time() - start,
             total / (time.time() - start),
-            total / net_time,
             _OUTPUT_DIR.value,
         )
 

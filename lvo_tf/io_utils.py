@@ -40,6 +40,11 @@ def write_json(path: str, value) -> None:
     write_text(path, json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
+def read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
 def write_image(path: str, image, params=()) -> None:
     """Writes an image with OpenCV (BGR or single-channel), atomically; the
     format follows the file's extension."""

@@ -67,24 +67,53 @@ class FeatureCache:
         return name in self.index["sequences"]
 
     def write(self, name: str, features: np.ndarray, labels: np.ndarray) -> None:
+        """Writes a sequence's shard, then records it in the index."""
+        self.write_shard(name, features, labels)
+        self._record(name, features.shape)
+        io_utils.write_json(os.path.join(self.root, "index.json"), self.index)
+
+    def write_shard(self, name: str, features: np.ndarray, labels: np.ndarray) -> None:
+        """A sequence's two files, each atomically, without touching the index
+        (for writers in parallel; `index_shards` records them after)."""
         if features.shape[:3] != labels.shape[:3]:
             raise ValueError(f"{name}: features {features.shape} and labels {labels.shape} differ")
-        channels = int(features.shape[-1])
+        self._check_channels(name, int(features.shape[-1]))
+        for suffix, array in ((".features.npy", features), (".labels.npy", labels)):
+            path = os.path.join(self.root, name + suffix)
+            with io_utils.atomic_path(path, suffix=".npy") as tmp:
+                np.save(tmp, array.astype(np.float16))
+
+    def _check_channels(self, name: str, channels: int) -> None:
         if self.index["channels"] not in (None, channels):
             raise ValueError(
                 f"{name}: {channels} channels, but the cache at {self.root!r} holds "
                 f"{self.index['channels']} (another preset?)"
             )
-        for suffix, array in ((".features.npy", features), (".labels.npy", labels)):
-            path = os.path.join(self.root, name + suffix)
-            with io_utils.atomic_path(path, suffix=".npy") as tmp:
-                np.save(tmp, array.astype(np.float16))
-        self.index["channels"] = channels
-        self.index["sequences"][name] = {
-            "frames": int(features.shape[0]),
-            "size": [int(features.shape[1]), int(features.shape[2])],
-        }
+
+    def _record(self, name: str, shape) -> None:
+        self._check_channels(name, int(shape[-1]))
+        self.index["channels"] = int(shape[-1])
+        size = [int(shape[1]), int(shape[2])]
+        self.index["sequences"][name] = {"frames": int(shape[0]), "size": size}
+
+    def index_shards(self, names: list[str]) -> None:
+        """Records the shards of `names` (written by `write_shard`) in the
+        index, in that order, reading only their headers; one write."""
+        for name in names:
+            feats = np.load(os.path.join(self.root, name + ".features.npy"), mmap_mode="r")
+            labels = np.load(os.path.join(self.root, name + ".labels.npy"), mmap_mode="r")
+            if feats.shape[:3] != labels.shape[:3]:
+                raise ValueError(f"{name}: shard's features and labels differ in shape")
+            self._record(name, feats.shape)
         io_utils.write_json(os.path.join(self.root, "index.json"), self.index)
+
+
+def flow_cache(flow_dir: str, height: int | None, method: str):
+    """The training layout's flow cache of frames resized to `height` rows
+    (`<flow_dir>/h<height>/<method>/<sequence>/`), or at their own size."""
+    from lvo_tf.data import flow as flow_lib
+
+    return flow_lib.FlowCache(os.path.join(flow_dir, f"h{height}") if height else flow_dir, method)
 
 
 def _chunked(network, inputs: list[np.ndarray], chunk: int) -> np.ndarray:

@@ -423,7 +423,7 @@ def test_helpshort_lists_the_trainers_library_flags():
 def test_onnx_client_checks_inputs_as_the_saved_model_does():
     """ONNX Runtime would return NaN for NaN flow or fail deep inside for a
     clip of the wrong shape; the client refuses first, naming the input."""
-    from export.onnx_client import check_inputs, segment
+    from export.onnx_runtime import check_inputs, segment
 
     frames = np.zeros((3, 16, 24, 3), np.uint8)
     flow = np.zeros((3, 16, 24, 2), np.float32)

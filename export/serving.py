@@ -5,7 +5,12 @@ SavedModel signatures (all of B, T, H, W dynamic):
 - `serving_default`: `frames` uint8 [B, T, H, W, 3] (RGB) and `flow` float32
   [B, T, H, W, 2] (pixels, t -> t+1) -> `probabilities` float32 [B, T, H, W, 1];
 - `memory`: `features` float32 [B, T, H/8', W/8', C] (the streams' output,
-  for clients that run the streams elsewhere) -> `probabilities` at 1/8.
+  for clients that run the streams elsewhere) -> `probabilities` at 1/8;
+- `memory_step` (models with a recurrent memory): `features` as above and
+  `state` float32 [B, H/8', W/8', F] (zeros at a stream's start) ->
+  `probabilities` at 1/8 and the new `state`: the streaming step
+  (`lvo_tf.models.build_memory_step`) that `segment --online` runs, for
+  clients that feed a live video chunk by chunk and keep the state.
 
 Inputs of the wrong dtype, rank or channel count are refused by the
 signature's TensorSpec before anything runs.
@@ -22,8 +27,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lvo_tf.layers import ConvGRU
+from lvo_tf.models import build_memory_step
+
 SIGNATURE = "serving_default"
 MEMORY_SIGNATURE = "memory"
+MEMORY_STEP_SIGNATURE = "memory_step"
 
 
 def _specs(model: keras.Model):
@@ -71,6 +80,16 @@ def export_saved_model(model: keras.Model, base_dir: str, version: int | None = 
         lambda features: {"probabilities": memory(features)},
         input_signature=[features_spec],
     )
+    if isinstance(memory.get_layer("visual_memory"), (keras.layers.Bidirectional, ConvGRU)):
+        step = build_memory_step(memory)
+        state_spec = tf.TensorSpec(
+            (None, None, None, step.input["state"].shape[-1]), tf.float32, name="state"
+        )
+        archive.add_endpoint(
+            MEMORY_STEP_SIGNATURE,
+            lambda features, state: step({"features": features, "state": state}),
+            input_signature=[features_spec, state_spec],
+        )
     tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=base_dir)
     try:
         archive.write_out(tmp, verbose=False)

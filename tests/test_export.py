@@ -14,7 +14,7 @@ from export import serving
 from export.serving_client import predict_request, rest_body
 from lvo_tf.data import synthetic
 from lvo_tf.data.flow import clip_flow
-from lvo_tf.models import build_lvo
+from lvo_tf.models import build_lvo, build_memory_step
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,29 @@ def test_memory_signature(exported, rng):
     )
 
 
+def test_memory_step_signature_streams_like_keras(exported, rng):
+    """The exported streaming step, fed three chunks with its state carried,
+    equals the Keras step fed the same; over one whole chunk from a zero state
+    it equals the memory signature."""
+    model, _, target, _ = exported
+    loaded, fn = serving.load_signature(target, serving.MEMORY_STEP_SIGNATURE)
+    step = build_memory_step(model.get_layer("memory"))
+    f = step.input["state"].shape[-1]
+    features = rng.standard_normal((2, 6, 5, 7, 33)).astype(np.float32)
+    keras_state = saved_state = np.zeros((2, 5, 7, f), np.float32)
+    for s, e in [(0, 1), (1, 4), (4, 6)]:
+        want = step({"features": features[:, s:e], "state": keras_state})
+        got = fn(features=features[:, s:e], state=saved_state)
+        np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-5)
+        np.testing.assert_allclose(got["state"], want["state"], atol=1e-5)
+        keras_state, saved_state = np.asarray(want["state"]), got["state"].numpy()
+    whole = fn(features=features, state=np.zeros((2, 5, 7, f), np.float32))
+    _, memory_fn = serving.load_signature(target, serving.MEMORY_SIGNATURE)
+    np.testing.assert_allclose(
+        whole["probabilities"], memory_fn(features=features)["probabilities"], atol=1e-5
+    )
+
+
 def test_signature_refuses_wrong_inputs(exported):
     _, _, target, _ = exported
     loaded, fn = serving.load_signature(target)
@@ -93,6 +116,8 @@ def test_saved_model_cli_lists_the_signatures(exported):
     for word in (
         "signature_def['serving_default']",
         "signature_def['memory']",
+        "signature_def['memory_step']",
+        "inputs['state']",
         "inputs['frames']",
         "inputs['flow']",
         "outputs['probabilities']",

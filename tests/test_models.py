@@ -11,6 +11,7 @@ from lvo_tf.models import (
     build_deeplab_large_fov,
     build_lvo,
     build_memory,
+    build_memory_step,
     build_mpnet,
     resolve_config,
 )
@@ -149,6 +150,59 @@ def test_memory_streams_ignores_the_other_stream(rng, streams):
     assert np.abs(np.asarray(both(x)) - reference).max() > 1e-4  # the channels matter
     with pytest.raises(ValueError, match="memory_streams must be"):
         build_memory(TINY.replace(memory_streams="audio"))
+
+
+@pytest.mark.parametrize("memory_type", ["bidirectional", "forward"])
+@pytest.mark.parametrize("streams,mix", [("both", 0.0), ("motion", 0.25)])
+def test_memory_step_on_the_whole_clip_is_the_memory(rng, memory_type, streams, mix):
+    """The streaming step shares the memory's weights (adds none) and, fed a
+    whole clip with a zero state, gives the memory's output, stream mask and
+    motion mix included; its state is the forward memory's last hidden state."""
+    keras.utils.set_random_seed(8)
+    config = TINY.replace(memory_type=memory_type, memory_streams=streams, motion_mix=mix)
+    memory = build_memory(config)
+    step = build_memory_step(memory)
+    assert len(step.weights) == len(memory.weights)
+    layer = memory.get_layer("visual_memory")
+    forward = layer.forward_layer if memory_type == "bidirectional" else layer
+    for b, t, h, w in [(1, 1, 5, 6), (2, 4, 6, 7), (1, 7, 3, 9)]:
+        x = rng.normal(size=(b, t, h, w, TINY.feature_channels)).astype("float32")
+        zero = np.zeros((b, h, w, TINY.memory_filters), "float32")
+        out = step({"features": x, "state": zero})
+        np.testing.assert_allclose(out["probabilities"], np.asarray(memory(x)), atol=1e-6)
+        masked = memory.get_layer("stream_mask")(x)
+        np.testing.assert_allclose(out["state"], np.asarray(forward(masked))[:, -1], atol=1e-6)
+    with pytest.raises(ValueError, match="no state to carry"):
+        build_memory_step(build_memory(TINY.replace(memory_type="none")))
+
+
+@pytest.mark.parametrize("streams,mix", [("both", 0.0), ("motion", 0.25)])
+def test_forward_memory_step_carried_chunk_by_chunk_is_the_whole_clip(rng, streams, mix):
+    """A forward-only memory streamed in chunks of 2, 1 and 4 frames, its state
+    carried, gives the whole clip's output: eagerly and in one graph traced
+    once for every chunk length."""
+    keras.utils.set_random_seed(9)
+    config = TINY.replace(memory_type="forward", memory_streams=streams, motion_mix=mix)
+    memory = build_memory(config)
+    step = build_memory_step(memory)
+    c, f = TINY.feature_channels, TINY.memory_filters
+    graph = tf.function(
+        lambda x, h: step({"features": x, "state": h}),
+        input_signature=[
+            tf.TensorSpec((None, None, None, None, c), tf.float32),
+            tf.TensorSpec((None, None, None, f), tf.float32),
+        ],
+    )
+    x = rng.normal(size=(2, 7, 5, 6, c)).astype("float32")
+    want = np.asarray(memory(x))
+    for run in (lambda a, h: step({"features": a, "state": h}), graph):
+        state, parts = np.zeros((2, 5, 6, f), "float32"), []
+        for s, e in [(0, 2), (2, 3), (3, 7)]:
+            out = run(x[:, s:e], state)
+            parts.append(np.asarray(out["probabilities"]))
+            state = np.asarray(out["state"])
+        np.testing.assert_allclose(np.concatenate(parts, axis=1), want, atol=1e-5)
+    assert graph.experimental_get_tracing_count() == 1
 
 
 def test_motion_mix_is_the_weighted_mean_of_memory_and_motion(rng):

@@ -93,10 +93,22 @@ def test_online_chunk_covering_the_video_equals_whole(runner, rng):
     np.testing.assert_allclose(online, runner.coarse(feats), atol=1e-5)
 
 
-@pytest.mark.parametrize("mix", [0.0, 0.25])
-def test_online_is_exact_for_a_forward_only_model(rng, mix):
+def test_online_reads_only_the_streams_the_memory_was_trained_on(rng):
+    """A motion-only memory (both shipped models are): online over one chunk is
+    the whole clip's output, whatever the appearance channels hold."""
     keras.utils.set_random_seed(2)
-    forward = LVORunner(build_lvo(TINY.replace(memory_type="forward", motion_mix=mix)))
+    motion = LVORunner(build_lvo(TINY.replace(memory_streams="motion", motion_mix=0.25)))
+    x = clip(rng, 1, 5, 16, 24)
+    feats = motion.features(x["frames"][0], x["flow"][0])
+    online, _ = motion.online(feats, None)
+    np.testing.assert_allclose(online, motion.coarse(feats), atol=1e-5)
+
+
+@pytest.mark.parametrize("streams,mix", [("both", 0.0), ("both", 0.25), ("motion", 0.25)])
+def test_online_is_exact_for_a_forward_only_model(rng, streams, mix):
+    keras.utils.set_random_seed(2)
+    config = TINY.replace(memory_type="forward", memory_streams=streams, motion_mix=mix)
+    forward = LVORunner(build_lvo(config))
     x = clip(rng, 1, 6, 16, 24)
     feats = forward.features(x["frames"][0], x["flow"][0])
     state, parts = None, []

@@ -105,15 +105,10 @@ def probabilities(
             ts = list(range(s, min(s + options.online_chunk, length)))
             flows = np.stack([flow(t) for t in ts])
             images = np.stack([frame(t) for t in ts])
-            t1 = time.perf_counter()
-            feats = runner.features(images, flows)
-            t2 = time.perf_counter()
-            coarse, state = runner.online(feats, state)
-            times.add("streams", t2 - t1)
-            times.add("memory", time.perf_counter() - t2)
-            for t, c in zip(ts, coarse, strict=True):
+            probs, state = runner.online_probabilities(images, flows, state, times)
+            for t, p in zip(ts, probs, strict=True):
                 if not done(t):
-                    yield t, _upsample(runner, c, frame(t), times)
+                    yield t, p
         return
     for t, c in segment_windows(
         runner, length, frame, flow, options.window, options.overlap, times, done
@@ -328,12 +323,7 @@ def segment_stream(
             probs = [baseline.probability(w) for w in flows]
             times.add("streams", time.perf_counter() - t0)
         else:
-            feats = runner.features(images, flows)
-            t1 = time.perf_counter()
-            coarse, state = runner.online(feats, state)
-            times.add("streams", t1 - t0)
-            times.add("memory", time.perf_counter() - t1)
-            probs = [_upsample(runner, c, f, times) for c, f in zip(coarse, images, strict=True)]
+            probs, state = runner.online_probabilities(images, flows, state, times)
         for (t, image, _), p, small in zip(pending, probs, images, strict=True):
             t0 = time.perf_counter()
             mask = to_mask(p, small, image, options.crf)

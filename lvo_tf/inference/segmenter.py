@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from lvo_tf.layers import ConvGRU
 from lvo_tf.models.frame_ops import UpsampleToFrames
-from lvo_tf.models.lvo import OUTPUT_STRIDE
+from lvo_tf.models.lvo import OUTPUT_STRIDE, build_memory_step
 
 
 @dataclasses.dataclass
@@ -66,10 +66,8 @@ class LVORunner:
         memory = model.get_layer("memory")
         self.memory = memory
         layer = memory.get_layer("visual_memory")
-        self.bidirectional = isinstance(layer, keras.layers.Bidirectional)
-        self.recurrent = self.bidirectional or isinstance(layer, ConvGRU)  # else per frame
-        names = {sub.name for sub in memory.layers}
-        self.mix = memory.get_layer("motion_mix") if "motion_mix" in names else None
+        # else the memory acts per frame (memory_type="none") and carries no state
+        self.recurrent = isinstance(layer, (keras.layers.Bidirectional, ConvGRU))
         c = memory.input.shape[-1]
         clip = (None, None, None, None)
         self._streams = tf.function(
@@ -91,13 +89,16 @@ class LVORunner:
                 tf.TensorSpec(clip + (3,), tf.uint8),
             ],
         )
-        self._online = tf.function(
-            self._online_step,
-            input_signature=[
-                tf.TensorSpec(clip + (c,), tf.float32),
-                tf.TensorSpec((None, None, None, None), tf.float32),
-            ],
-        )
+        if self.recurrent:  # the model's own streaming step (models.build_memory_step)
+            step = build_memory_step(memory)
+            self.state_channels = step.input["state"].shape[-1]
+            self._online = tf.function(
+                lambda x, h: step({"features": x, "state": h}, training=False),
+                input_signature=[
+                    tf.TensorSpec(clip + (c,), tf.float32),
+                    tf.TensorSpec((None, None, None, self.state_channels), tf.float32),
+                ],
+            )
 
     def features(self, frames: np.ndarray, flow: np.ndarray) -> np.ndarray:
         """[T, H, W, 3], [T, H, W, 2] -> [T, h, w, C] float32."""
@@ -116,20 +117,6 @@ class LVORunner:
         """[T, h, w, 1] at 1/8 -> [T, H, W] at the frames' size."""
         return np.asarray(self._upsample(coarse[None], frames[None]))[0, ..., 0]
 
-    def _online_step(self, x, state):
-        layer = self.memory.get_layer("visual_memory")
-        forward = layer.forward_layer if self.bidirectional else layer
-        h = forward(x, initial_state=state)
-        if self.bidirectional:
-            backward = tf.reverse(layer.backward_layer(x), axis=[1])
-            h_all = tf.concat([h, backward], -1)
-        else:
-            h_all = h
-        p = self.memory.get_layer("classifier")(self.memory.get_layer("head_conv")(h_all))
-        if self.mix is not None:
-            p = self.mix(p, self.memory.get_layer("stream_mask")(x))
-        return p, h[:, -1]
-
     def online(self, features: np.ndarray, state: np.ndarray | None):
         """One chunk [T, h, w, C] with the forward memory carried in `state`
         ([h, w, F] or None): returns ([T, h, w, 1], new state). A model without
@@ -137,11 +124,33 @@ class LVORunner:
         if not self.recurrent:
             return self.coarse(features), np.zeros(features.shape[1:3] + (0,), np.float32)
         if state is None:
-            layer = self.memory.get_layer("visual_memory")
-            filters = (layer.forward_layer if self.bidirectional else layer).filters
-            state = np.zeros(features.shape[1:3] + (filters,), np.float32)
-        p, new_state = self._online(features[None].astype(np.float32), state[None])
-        return np.asarray(p)[0], np.asarray(new_state)[0]
+            state = np.zeros(features.shape[1:3] + (self.state_channels,), np.float32)
+        out = self._online(features[None].astype(np.float32), state[None])
+        return np.asarray(out["probabilities"])[0], np.asarray(out["state"])[0]
+
+    def online_probabilities(
+        self,
+        frames: np.ndarray,
+        flow: np.ndarray,
+        state: np.ndarray | None,
+        times: StageTimes | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One chunk of a stream end to end: frames [T, H, W, 3] and flow
+        [T, H, W, 2] with the carried state (None at the start) ->
+        (probabilities [T, H, W] at the frames' size, new state), each
+        stage's time added to `times`. `segment --online` on a file and on a
+        live source both run this."""
+        times = times or StageTimes()
+        t0 = time.perf_counter()
+        feats = self.features(frames, flow)
+        t1 = time.perf_counter()
+        coarse, state = self.online(feats, state)
+        t2 = time.perf_counter()
+        probabilities = self.upsample(coarse, frames)
+        times.add("streams", t1 - t0)
+        times.add("memory", t2 - t1)
+        times.add("upsample", time.perf_counter() - t2)
+        return probabilities, state
 
 
 def window_starts(length: int, window: int, overlap: int) -> list[int]:

@@ -328,6 +328,40 @@ def build_memory(config: LVOConfig) -> keras.Model:
     return keras.Model(features, probability, name="memory")
 
 
+def build_memory_step(memory: keras.Model) -> keras.Model:
+    """The streaming step of a `build_memory` model, sharing its layers and
+    weights: {features [B, T, h, w, C], state [B, h, w, F]} ->
+    {probabilities [B, T, h, w, 1], state [B, h, w, F]}.
+
+    The forward memory starts from `state` (its hidden state after the
+    previous chunk; zeros at the start) and returns its state after this
+    chunk's last frame; the backward memory sees only this chunk. The stream
+    mask and the motion mix are the memory's own, so a chunk holding the
+    whole clip with a zero state gives `memory`'s output (tested), and a
+    forward-only memory carried chunk by chunk gives it exactly.
+    """
+    layer = memory.get_layer("visual_memory")
+    bidirectional = isinstance(layer, keras.layers.Bidirectional)
+    if not (bidirectional or isinstance(layer, ConvGRU)):
+        raise ValueError("build_memory_step: a memory without recurrence has no state to carry")
+    forward = layer.forward_layer if bidirectional else layer
+    features = keras.Input((None, None, None, memory.input.shape[-1]), name="features")
+    state = keras.Input((None, None, forward.filters), name="state")
+    masked = memory.get_layer("stream_mask")(features)
+    hidden = forward_hidden = forward(masked, initial_state=state)
+    if bidirectional:  # the backward layer returns its outputs last frame first
+        backward = keras.ops.flip(layer.backward_layer(masked), axis=1)
+        hidden = keras.ops.concatenate([forward_hidden, backward], axis=-1)
+    probability = memory.get_layer("classifier")(memory.get_layer("head_conv")(hidden))
+    if "motion_mix" in {sub.name for sub in memory.layers}:
+        probability = memory.get_layer("motion_mix")(probability, masked)
+    return keras.Model(
+        {"features": features, "state": state},
+        {"probabilities": probability, "state": forward_hidden[:, -1]},
+        name="memory_step",
+    )
+
+
 def build_lvo(config: LVOConfig | str = "paper") -> keras.Model:
     """Builds LVO from a config or a preset name (`"paper"`, `"lite"`).
 
@@ -339,8 +373,8 @@ def build_lvo(config: LVOConfig | str = "paper") -> keras.Model:
     cropped back. The appearance backbone and MP-Net are frozen.
 
     Its parts are nested models: `streams` (frames, flow -> features),
-    `memory` (features -> probability at 1/8, the feature model); see
-    `lvo_tf.models.parts`.
+    `memory` (features -> probability at 1/8, the feature model; its
+    streaming step: `build_memory_step`).
 
     Example:
 

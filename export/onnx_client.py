@@ -32,6 +32,7 @@ _FLOW_METHOD = flags.DEFINE_enum(
 
 def main(argv):
     del argv
+    # lazily: only the ONNX paths need onnxruntime
     import onnxruntime as ort
 
     if not os.path.isfile(_MODEL.value):

@@ -21,12 +21,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from lvo_tf import io_utils
 from lvo_tf.layers import ConvGRU
 from lvo_tf.models import build_memory_step
 
@@ -138,10 +141,6 @@ def convert_to_onnx(saved_model_dir: str, output: str, opset: int = 17) -> None:
     """tf2onnx's converter on the `serving_default` signature (dynamic B, T,
     H, W), written to `output` atomically. Raises RuntimeError with the
     converter's last lines when it fails."""
-    import subprocess
-    import sys
-
-    from lvo_tf import io_utils
 
     with io_utils.atomic_path(output, suffix=".onnx") as tmp:
         proc = subprocess.run(
@@ -180,6 +179,7 @@ def check_onnx(saved_model_dir: str, onnx_path: str, atol: float = 1e-4) -> floa
 
 
 def onnx_session(path: str):
+    # lazily: only the ONNX paths need onnxruntime
     import onnxruntime as ort
 
     return ort.InferenceSession(path, providers=["CPUExecutionProvider"])

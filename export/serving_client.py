@@ -12,6 +12,8 @@ through the exported SavedModel the way the server does.
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 
 import numpy as np
 from absl import app, flags, logging
@@ -38,6 +40,7 @@ _FLOW_METHOD = flags.DEFINE_enum(
 def predict_request(frames: np.ndarray, flow: np.ndarray, model_name: str = "lvo"):
     """A gRPC PredictRequest for one clip: frames [B, T, H, W, 3] uint8, flow
     [B, T, H, W, 2] float32."""
+    # lazily: TensorFlow only where this path needs it
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
@@ -60,10 +63,12 @@ def rest_body(frames: np.ndarray, flow: np.ndarray) -> str:
 
 
 def _predict_grpc(frames, flow):
+    # lazily: only the gRPC path needs grpc
     import grpc
     import tensorflow as tf
 
     try:
+        # lazily: the serving protos are an optional install, named when missing
         from tensorflow_serving.apis import prediction_service_pb2_grpc
     except ImportError:
         raise app.UsageError(
@@ -83,9 +88,6 @@ def _predict_grpc(frames, flow):
 
 
 def _predict_rest(frames, flow):
-    import urllib.error
-    import urllib.request
-
     url = f"{_REST.value.rstrip('/')}/v1/models/{_MODEL_NAME.value}:predict"
     request = urllib.request.Request(
         url, data=rest_body(frames, flow).encode(), headers={"Content-Type": "application/json"}

@@ -128,6 +128,7 @@ def load(folder: str | None = None, name: str = DEFAULT) -> tuple[keras.Model, d
 def _load_packaged(path: str, info: dict, where: str):
     """The network `info` records with the weights of `path` (a whole-model
     `.weights.h5`, or a `.weights.npz` without the backbone it names)."""
+    # lazily: importing this module must not load TensorFlow (the ONNX client)
     from lvo_tf.models import build_lvo, weights
 
     model = build_lvo(config(info, where))
@@ -154,6 +155,7 @@ def _load_packaged(path: str, info: dict, where: str):
 def config(info: dict, where: str = "the manifest"):
     """The `LVOConfig` a manifest records (its network, not just the preset's
     name, which may have changed since)."""
+    # lazily: importing this module must not load TensorFlow (the ONNX client)
     from lvo_tf.models import LVOConfig, resolve_config
 
     if "config" not in info:
@@ -195,6 +197,7 @@ def resolve(weights_file: str | None, preset: str, allow_random: bool = False):
     packaged `<name>.weights.npz` with its manifest), else untrained if
     `allow_random`, else the shipped default. Returns (model, manifest or
     None)."""
+    # lazily: importing this module must not load TensorFlow (the ONNX client)
     from lvo_tf.models import build_lvo, weights
 
     if weights_file in SHIPPED:

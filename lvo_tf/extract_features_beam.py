@@ -51,6 +51,7 @@ SUMMARY = "extract_beam_summary.json"
 
 
 def main(argv):
+    # lazily: apache-beam takes seconds to import; only a pipeline's run needs it
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 

@@ -7,6 +7,9 @@ import json
 import os
 import tempfile
 
+import cv2
+import numpy as np
+
 
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str = ""):
@@ -48,7 +51,6 @@ def read_json(path: str):
 def write_image(path: str, image, params=()) -> None:
     """Writes an image with OpenCV (BGR or single-channel), atomically; the
     format follows the file's extension."""
-    import cv2
 
     with atomic_path(path, suffix=os.path.splitext(path)[1]) as tmp:
         if not cv2.imwrite(tmp, image, list(params)):
@@ -57,7 +59,6 @@ def write_image(path: str, image, params=()) -> None:
 
 def write_masks(folder: str, stems, probabilities, threshold: float = 0.5) -> None:
     """`folder/<stem>.png` = 255 where probability > threshold, else 0."""
-    import numpy as np
 
     for stem, p in zip(stems, probabilities, strict=True):
         write_image(

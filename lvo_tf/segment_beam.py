@@ -89,6 +89,7 @@ def _spec() -> beam_lib.SegmentSpec:
 
 
 def main(argv):
+    # lazily: apache-beam takes seconds to import; only a pipeline's run needs it
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 

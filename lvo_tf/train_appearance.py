@@ -1,6 +1,6 @@
 r"""Trains LVO's appearance stream as a per-frame foreground (objectness) network.
 
-    python -m lvo_tf.train_appearance --flagfile=flags/appearance_synthetic.flags
+    python -m lvo_tf.train_appearance --flagfile=flags/synthetic_appearance.flags
 
 Data: a DAVIS-layout dataset (frames and `Annotations/480p/<seq>/*.png`), for
 example the synthetic world (`lvo_tf.synthesize`). Trains DeepLab-LargeFOV and

@@ -91,3 +91,25 @@ def test_the_library_never_imports_export():
             if any(n == "export" or n.startswith("export.") for n in names):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, f"lvo_tf imports export at {offenders}"
+
+
+def test_imports_inside_functions_say_why():
+    """Imports live at module top; one inside a function (an optional or heavy
+    dependency, or a module that must not load TensorFlow) says why in a
+    `# lazily:` comment on the lines just above its group."""
+    unexplained = []
+    for package in ("lvo_tf", "export"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            lines = path.read_text().split("\n")
+            for node in ast.walk(ast.parse("\n".join(lines))):
+                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                for sub in ast.walk(node):
+                    if not isinstance(sub, (ast.Import, ast.ImportFrom)):
+                        continue
+                    i = sub.lineno - 2  # walk up over the import group to its comment
+                    while i >= 0 and lines[i].strip().startswith(("import ", "from ", "try:")):
+                        i -= 1
+                    if not lines[i].strip().startswith("# lazily:"):
+                        unexplained.append(f"{path.relative_to(ROOT)}:{sub.lineno}")
+    assert not unexplained, f"imports inside functions without a '# lazily:' reason: {unexplained}"

@@ -1,6 +1,7 @@
 """Every flagfile names its command first and uses only flags that binary defines."""
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -28,3 +29,19 @@ def test_flagfile_names_its_command_and_defined_flags(path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-1500:]
     assert out.stdout.strip() == "[]", f"flags not defined by {module}: {out.stdout}"
+
+
+def test_every_flagfile_named_in_code_and_docs_exists():
+    """No stale flagfile names: each `flags/<name>.flags` that code, docs,
+    the Makefile or another flagfile mention is a file in flags/."""
+    sources = [ROOT / "README.md", ROOT / "Makefile"]
+    for folder in ("lvo_tf", "export", "docs", "flags"):
+        sources += [p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".md", ".flags")]
+    missing = sorted(
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sources
+        for name in set(re.findall(r"flags/[A-Za-z0-9_]+\.flags", path.read_text()))
+        if not (ROOT / name).is_file()
+    )
+    assert len(sources) > 10
+    assert not missing, f"flagfiles named but missing: {missing}"

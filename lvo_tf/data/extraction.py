@@ -15,8 +15,10 @@ import dataclasses
 
 import numpy as np
 
+from lvo_tf import default_model
 from lvo_tf.data import features as features_lib
 from lvo_tf.data import readers
+from lvo_tf.models import build_lvo, weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +58,6 @@ class StreamsSpec:
 
     def load(self):
         """(model, manifest of `weights` or None)."""
-        from lvo_tf import default_model
-        from lvo_tf.models import build_lvo, weights
 
         self.check()
         if self.weights:

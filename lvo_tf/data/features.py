@@ -18,9 +18,16 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from lvo_tf import io_utils
-from lvo_tf.models.lvo import OUTPUT_STRIDE, PAD_MULTIPLE
+from lvo_tf.data import flow as flow_lib
+from lvo_tf.models.lvo import (
+    OUTPUT_STRIDE,
+    PAD_MULTIPLE,
+    build_streams_from_trunk,
+    build_trunk_clip,
+)
 
 STREAMS = ("both", "motion", "appearance")
 
@@ -111,7 +118,6 @@ class FeatureCache:
 def flow_cache(flow_dir: str, height: int | None, method: str):
     """The training layout's flow cache of frames resized to `height` rows
     (`<flow_dir>/h<height>/<method>/<sequence>/`), or at their own size."""
-    from lvo_tf.data import flow as flow_lib
 
     return flow_lib.FlowCache(os.path.join(flow_dir, f"h{height}") if height else flow_dir, method)
 
@@ -119,7 +125,6 @@ def flow_cache(flow_dir: str, height: int | None, method: str):
 def _chunked(network, inputs: list[np.ndarray], chunk: int) -> np.ndarray:
     """`network` over [T, ...] inputs, `chunk` frames per call (as one clip
     [1, chunk, ...]): [T, ...] float16."""
-    import tensorflow as tf
 
     run = tf.function(lambda *x: network(list(x), training=False), reduce_retracing=True)
     out = []
@@ -143,7 +148,6 @@ def streams_runner(model):
 def trunk_runner(model):
     """run(name, frames, flow, chunk) -> the appearance trunk's output (fc6's
     input), what `extract_features --trunk_only` caches; flow is unused."""
-    from lvo_tf.models.lvo import build_trunk_clip
 
     trunk = build_trunk_clip(model.get_layer("streams"))
     return lambda name, frames, flow, chunk: _chunked(
@@ -155,7 +159,6 @@ def streams_from_trunk_runner(model, trunk_source):
     """run(name, frames, flow, chunk) -> features from the sequence's cached
     trunk output in `trunk_source` (a `FeatureSource`) and its flow: fc6,
     the reduction and MP-Net, no VGG16 (`extract_features --trunk_cache`)."""
-    from lvo_tf.models.lvo import build_streams_from_trunk
 
     network = build_streams_from_trunk(model.get_layer("streams"))
 

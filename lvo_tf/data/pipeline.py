@@ -30,10 +30,13 @@ import dataclasses
 import json
 import os
 
+import cv2
 import numpy as np
 import tensorflow as tf
 
 from lvo_tf import flag_values
+from lvo_tf.data import flow as flow_lib
+from lvo_tf.data import readers
 
 NO_AUGMENT, STOP, STATIC_START = 0, 1, 2
 
@@ -158,8 +161,6 @@ class DiskFrameSource:
     kind = "frames"
 
     def __init__(self, root: str, split: str, flow_cache):
-        from lvo_tf.data import readers
-
         self.sequences = {s.name: s for s in readers.davis_sequences(root, split)}
         if not self.sequences:
             raise ValueError(f"no sequences in {root!r} for split {split!r}")
@@ -170,8 +171,6 @@ class DiskFrameSource:
         self.size = first.shape[:2]
 
     def clip(self, index: int, start: int, length: int):
-        from lvo_tf.data import readers
-
         seq = self.sequences[self.names[index]]
         frames = np.stack([readers.read_frame(p) for p in seq.frame_paths[start : start + length]])
         if frames.shape[1:3] != self.size:
@@ -341,8 +340,6 @@ class _FrameExamples:
     crop_multiple = 16  # crops start and end on this grid of the input
 
     def __init__(self, root: str, split: str):
-        from lvo_tf.data import readers
-
         self.root = root
         self.items = []
         for seq in readers.davis_sequences(root, split):
@@ -359,8 +356,6 @@ class _FrameExamples:
         self.frame_size = (h, w)
 
     def _label(self, path: str, size: tuple[int, int]) -> np.ndarray:
-        import cv2
-
         label = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
         if label is None or label.shape != size or size != self.frame_size:
             raise ValueError(f"{path!r}: unreadable, or its size differs from its input")
@@ -411,7 +406,6 @@ class MotionSource(_FrameExamples):
     def __init__(
         self, root: str, split: str = "train", flow: str = "dis_medium", flow_dir: str | None = None
     ):
-        from lvo_tf.data import flow as flow_lib
 
         super().__init__(root, split)
         self.flow = flow
@@ -419,9 +413,6 @@ class MotionSource(_FrameExamples):
             self.cache = flow_lib.FlowCache(flow_dir or os.path.join(root, "FlowCache"), flow)
 
     def example(self, index: int):
-        from lvo_tf.data import flow as flow_lib
-        from lvo_tf.data import readers
-
         seq, i, label_path = self.items[index]
         if self.flow == "ground_truth":
             flow = flow_lib.read_flo(
@@ -444,8 +435,6 @@ class AppearanceSource(_FrameExamples):
     label_dir, label_stride, channels, dtype = "Annotations", 8, 3, np.uint8
 
     def example(self, index: int):
-        from lvo_tf.data import readers
-
         seq, i, label_path = self.items[index]
         frame = readers.read_frame(seq.frame_paths[i])
         return self._pad(frame), self._label(label_path, frame.shape[:2])

@@ -22,6 +22,7 @@ import os
 import cv2
 import numpy as np
 from absl import logging
+from PIL import Image, UnidentifiedImageError
 
 RESOLUTION = "480p"
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -73,7 +74,6 @@ def check_frame_file(path: str) -> None:
 
 def frame_size(path: str) -> tuple[int, int]:
     """(H, W) of an image file from its header (without decoding it)."""
-    from PIL import Image, UnidentifiedImageError
 
     check_frame_file(path)
     try:

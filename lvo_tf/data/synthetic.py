@@ -98,6 +98,7 @@ class Video:
 
 @functools.cache
 def _photo(name: str) -> np.ndarray:
+    # lazily: scikit-image's sample photos load only when a texture uses them
     import skimage.data
 
     image = getattr(skimage.data, name)()

@@ -27,11 +27,19 @@ from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
+import tensorflow as tf
 
 from lvo_tf.data import readers
 from lvo_tf.data.pipeline import FeatureSource
 from lvo_tf.evaluation import davis_metrics
-from lvo_tf.inference import baseline
+from lvo_tf.inference import baseline, crf
+from lvo_tf.models import (
+    build_appearance_classifier,
+    build_head_classifier,
+    build_memory,
+    resolve_config,
+    weights,
+)
 from lvo_tf.models.lvo import OUTPUT_STRIDE
 
 
@@ -106,7 +114,6 @@ def appearance_classifier(
     (`appearance_classifier.weights.h5`; `on_trunk`: of a run on a trunk
     cache, `--trunk_cache`), as a function of the cached appearance
     channels [T, h, w, C-1] -> [T, h, w]."""
-    from lvo_tf.models import build_appearance_classifier, build_head_classifier
 
     build = build_head_classifier if on_trunk else build_appearance_classifier
     classifier, _ = build(preset)
@@ -123,9 +130,6 @@ def memory_model(
     `streams`: what it was trained on (`train --streams`), the other stream's
     channels are zeroed inside; `motion_mix`: as the packaged model mixes the
     motion stream in (`LVOConfig.motion_mix`)."""
-    import tensorflow as tf
-
-    from lvo_tf.models import build_memory, resolve_config, weights
 
     model = build_memory(
         resolve_config(preset).replace(
@@ -160,7 +164,6 @@ def score(
     1/8 (upsampled, thresholded at 0.5 or refined by the CRF), or `full(seq)`
     gives full-size masks directly. Means over sequences (the DAVIS
     protocol); the static means pool the static frames of all sequences."""
-    from lvo_tf.inference import crf
 
     per_sequence, static_j, static_f = {}, [], []
     for seq in sequences:

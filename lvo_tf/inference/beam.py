@@ -21,9 +21,11 @@ import time
 
 import apache_beam as beam
 
-from lvo_tf import cli
-from lvo_tf.data import readers
+from lvo_tf import cli, default_model
+from lvo_tf.data import extraction, readers
+from lvo_tf.data import features as features_lib
 from lvo_tf.inference import jobs
+from lvo_tf.inference.segmenter import StageTimes
 
 FAILED = "failed"
 
@@ -123,8 +125,6 @@ class SegmentVideo(beam.DoFn):
         self.spec = spec
 
     def setup(self):
-        from lvo_tf.inference.segmenter import StageTimes
-
         self._times = StageTimes
         self.model = self.spec.load()
         self.settings = jobs.settings(self.spec.options, self.model)
@@ -198,10 +198,6 @@ class ExtractVideoFeatures(beam.DoFn):
         self.spec = spec
 
     def setup(self):
-        from lvo_tf import default_model
-        from lvo_tf.data import extraction
-        from lvo_tf.data import features as features_lib
-
         model, info = self.spec.streams.load()
         self.run = extraction.runner(model, self.spec.streams.trunk_only)
         self.cache = features_lib.FeatureCache(self.spec.output_dir)
@@ -209,8 +205,6 @@ class ExtractVideoFeatures(beam.DoFn):
         self.flows = features_lib.flow_cache(self.spec.flow_dir, self.spec.height, method)
 
     def process(self, name: str):
-        from lvo_tf.data import extraction
-
         start = time.time()
         try:
             (seq,) = readers.davis_sequences(self.spec.data_root, self.spec.split, [name])

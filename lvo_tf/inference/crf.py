@@ -56,6 +56,7 @@ def marginal(
 ) -> np.ndarray:
     """The CRF's foreground marginal after mean field, float32 [H, W] in
     [0, 1] (`refine` thresholds it at 0.5)."""
+    # lazily: pydensecrf loads only when a CRF runs (never with --nocrf)
     import pydensecrf.densecrf as dcrf
     from pydensecrf.utils import unary_from_softmax
 

@@ -21,8 +21,11 @@ import shutil
 
 import numpy as np
 
-from lvo_tf import io_utils
+from lvo_tf import default_model, io_utils
+from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
+from lvo_tf.inference import run
+from lvo_tf.inference.segmenter import LVORunner
 
 RUN_RECORD = ".segment_run.json"
 
@@ -180,7 +183,6 @@ def flow_cache(flow_dir: str, height: int | None, method: str):
     """`segment`'s flow cache: `<flow_dir>/h<height>/<method>/<flow_key>/` (or
     `full/` for videos at their own size), as `compute_flow --process_height`
     writes it."""
-    from lvo_tf.data import flow as flow_lib
 
     return flow_lib.FlowCache(os.path.join(flow_dir, f"h{height}" if height else "full"), method)
 
@@ -238,9 +240,6 @@ def load_model(
     flow method unless given. Bare weights (no manifest beside them) need
     the preset and flow method given (`preset_given`, `flow_given`):
     ValueError otherwise, naming the flags."""
-    from lvo_tf import default_model
-    from lvo_tf.data import flow as flow_lib
-    from lvo_tf.inference.segmenter import LVORunner
 
     if method == "baseline":
         return RunModel(None, height, flow_method or flow_lib.DEFAULT_METHOD, {"model": None})
@@ -308,7 +307,6 @@ def segment_job(
     """Segments one video into its mask folder (after `prepare`), skipping
     frames whose masks exist; probabilities and overlays under `output_dir`
     as `segment` writes them. Returns the number of frames computed."""
-    from lvo_tf.inference import run
 
     existing = len(job.existing_masks())
     if existing == len(job.stems):

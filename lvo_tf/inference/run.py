@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from lvo_tf import io_utils
 from lvo_tf.inference import baseline, crf
@@ -177,8 +178,6 @@ def contact_sheet(thumbs: list[np.ndarray], columns: int = 4, count: int = 8) ->
 
 
 def write_gif(path: str, frames_rgb: list[np.ndarray], fps: float = 8.0) -> None:
-    from PIL import Image
-
     step = max(1, -(-len(frames_rgb) // GIF_MAX_FRAMES))  # at most GIF_MAX_FRAMES frames
     images = [
         Image.fromarray(f).quantize(colors=128, method=Image.Quantize.FASTOCTREE)

@@ -340,6 +340,7 @@ class ConvGRU(keras.layers.RNN):
         projected = ops.reshape(projected, (batch, steps, height, width, 3 * cell.filters))
 
         if self.recompute:
+            # lazily: TensorFlow only where this path needs it
             import tensorflow as tf
 
             # The kernel enters as a tensor read once outside the loop: a

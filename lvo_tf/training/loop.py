@@ -14,10 +14,11 @@ import os
 import time
 from collections.abc import Callable
 
+import cv2
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
+from absl import flags, logging
 
 from lvo_tf import io_utils
 from lvo_tf.flag_values import parse_crop
@@ -38,7 +39,6 @@ class LoopConfig:
 
 def define_loop_flags(steps: int) -> dict:
     """The flags both training binaries share; read them with `loop_flag_values`."""
-    from absl import flags
 
     return {
         "steps": flags.DEFINE_integer("steps", steps, "Training steps."),
@@ -298,7 +298,6 @@ def fit(
 
 def curves_png(path: str, history: list[dict]) -> None:
     """Loss (line) and validation J (dots, 0..1) against step, drawn with OpenCV."""
-    import cv2
 
     steps = np.array([r["step"] for r in history], float)
     if len(steps) < 2:

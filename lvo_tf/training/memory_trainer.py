@@ -25,9 +25,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lvo_tf import flag_values
+from lvo_tf import default_model, flag_values
+from lvo_tf.data import flow as flow_lib
 from lvo_tf.data.features import STREAMS, stream_mask
-from lvo_tf.data.pipeline import ClipConfig, FeatureSource, clip_dataset
+from lvo_tf.data.pipeline import ClipConfig, DiskFrameSource, FeatureSource, clip_dataset
 from lvo_tf.evaluation import davis_metrics
 from lvo_tf.models import build_lvo, build_memory, resolve_config, weights
 from lvo_tf.training import loop
@@ -180,7 +181,6 @@ def validation_j_frames(model: keras.Model, source) -> float:
 def _initial_memory(config: TrainConfig) -> keras.Model:
     """The memory part of `config.init_weights`' model; ValueError when its
     shapes differ from the preset's memory."""
-    from lvo_tf import default_model
 
     model, _ = default_model.resolve(config.init_weights, config.preset)
     memory = weights.get_part(model, "memory")
@@ -208,9 +208,6 @@ def train(config: TrainConfig) -> dict:
         memory_streams=config.streams,  # the saved memory masks what it never saw
     )
     if config.data_root:
-        from lvo_tf.data import flow as flow_lib
-        from lvo_tf.data.pipeline import DiskFrameSource
-
         flows = flow_lib.FlowCache(
             config.flow_dir or os.path.join(config.data_root, "FlowCache"), config.flow_method
         )

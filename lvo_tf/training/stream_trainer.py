@@ -27,7 +27,7 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
+from absl import flags, logging
 
 from lvo_tf import default_model, flag_values
 from lvo_tf.data import flow as flow_lib
@@ -247,7 +247,6 @@ def train(config: StreamTrainConfig) -> dict:
 
 def define_flags(stream: str) -> dict:
     """Defines a stream binary's flags; read them with `config_from_flags`."""
-    from absl import flags
 
     holders = {
         "data_root": flags.DEFINE_string(

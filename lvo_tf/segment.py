@@ -26,7 +26,6 @@ video's size.
 
 import json
 import os
-import time
 
 from absl import app, flags, logging
 
@@ -35,7 +34,6 @@ from lvo_tf.benchmarks import timing
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 from lvo_tf.inference import crf, jobs, run
-from lvo_tf.inference.segmenter import StageTimes
 from lvo_tf.models import PRESETS
 
 _INPUT = flags.DEFINE_string(
@@ -142,39 +140,14 @@ def _model():
     return model
 
 
-def _stream(runner, options, height, flow_method):
-    """--online on a file, a camera or a URL: frames are read as they come."""
+def _live_source():
+    """--input for --online as OpenCV opens it: a camera index, a file or a URL."""
     source = _INPUT.value
     if source.isdigit():
-        source = int(source)
-    elif not os.path.isfile(source) and "://" not in source:
+        return int(source), "camera"
+    if not os.path.isfile(source) and "://" not in source:
         raise app.UsageError(f"--input: no video file, folder, camera or URL {source!r}")
-    name = "camera" if isinstance(source, int) else os.path.splitext(os.path.basename(source))[0]
-    out = _OUTPUT_DIR.value
-    times, start = StageTimes(), time.time()
-
-    def progress(t):
-        if (t + 1) % 25 == 0:
-            logging.info(
-                "%s: %d frames (%.2f frames/s)", name, t + 1, (t + 1) / (time.time() - start)
-            )
-
-    try:
-        frames = readers.iterate_video(source)
-        n = run.segment_stream(
-            runner,
-            frames,
-            flow_lib.FlowEstimator(flow_method),
-            out,
-            options,
-            times,
-            overlay_stem=os.path.join(out, "overlays", name) if options.overlay else None,
-            progress=progress,
-            shrink=lambda f: readers.shrink_to_height(f, height),
-        )
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
-    return n, times, time.time() - start
+    return source, os.path.splitext(os.path.basename(source))[0]
 
 
 def _crf_params():
@@ -207,74 +180,26 @@ def main(argv):
     del argv
     options = _options()
     out = _OUTPUT_DIR.value
-    streaming = _ONLINE.value and _INPUT.value and not os.path.isdir(_INPUT.value)
-    todo = []
-    if not streaming:  # every input is checked before the model loads
-        todo = jobs.list_jobs(out, _DAVIS_ROOT.value, _SPLIT.value, _SEQUENCES.value, _INPUT.value)
-    model = _model()
-    runner, height, flow_method, model_record = (
-        model.runner,
-        model.height,
-        model.flow_method,
-        model.record,
-    )
-    logging.info("Optical flow: %s", flow_method)
-    if streaming:
-        processed, times, elapsed = _stream(runner, options, height, flow_method)
-        _write_summary(
-            options, model_record, processed, processed, elapsed, times, height, flow_method
-        )
+    if _ONLINE.value and _INPUT.value and not os.path.isdir(_INPUT.value):
+        source, name = _live_source()  # frames are read as they come
+        model = _model()
+        try:
+            frames = readers.iterate_video(source)
+            stats = jobs.segment_live(model, name, frames, options, out)
+        except ValueError as e:
+            raise app.UsageError(str(e)) from None
+        _write_summary(options, model, stats)
         return
+    # Every input is checked before the model loads.
+    todo = jobs.list_jobs(out, _DAVIS_ROOT.value, _SPLIT.value, _SEQUENCES.value, _INPUT.value)
+    model = _model()
     settings = jobs.settings(options, model)
     jobs.prepare(todo, settings, out, _OVERWRITE.value)
-    flows = jobs.flow_cache(_FLOW_DIR.value or os.path.join(out, ".flow"), height, flow_method)
-    times = StageTimes()
-    total = sum(len(job.stems) for job in todo)
-    done, processed, start = 0, 0, time.time()
-    for job in todo:
-        existing = len(job.existing_masks())
-        if existing == len(job.stems):
-            logging.info(
-                "%s: all %d masks exist, skipped (their run record matches)",
-                job.name,
-                len(job.stems),
-            )
-        elif existing:
-            logging.info(
-                "%s: %d of %d masks exist; computing the rest", job.name, existing, len(job.stems)
-            )
-        done += existing
-
-        def progress(t, name=job.name, stems=job.stems):
-            nonlocal done, processed
-            n = len(stems)
-            done += 1
-            processed += 1
-            if (t + 1) % 10 == 0 or t + 1 == n:
-                rate = processed / (time.time() - start)
-                logging.info(
-                    "%s: %d/%d  (%.2f frames/s, ETA %.0f s)",
-                    name,
-                    t + 1,
-                    n,
-                    rate,
-                    (total - done) / rate,
-                )
-
-        jobs.segment_job(
-            model, job, options, flows, out, times, _PREFETCH.value, _KEEP_FLOW.value, progress
-        )
-    _write_summary(
-        options,
-        model_record,
-        total,
-        processed,
-        time.time() - start,
-        times,
-        height,
-        flow_method,
-        settings,
+    flows = jobs.flow_cache(
+        _FLOW_DIR.value or os.path.join(out, ".flow"), model.height, model.flow_method
     )
+    stats = jobs.run_jobs(model, todo, options, flows, out, _PREFETCH.value, _KEEP_FLOW.value)
+    _write_summary(options, model, stats, settings)
     logging.info(
         "Flow cache: %s (%.1f MB)%s",
         flows.root,
@@ -283,23 +208,22 @@ def main(argv):
     )
 
 
-def _write_summary(
-    options, model_record, total, processed, elapsed, times, height, flow_method, settings=None
-):
-    per_frame = {k: v / max(processed, 1) for k, v in vars(times).items()}
+def _write_summary(options, model: jobs.RunModel, stats: jobs.RunStats, settings=None):
+    """OUTPUT_DIR/segment_summary.json: what ran, how fast, per stage."""
+    per_frame = {k: v / max(stats.processed, 1) for k, v in vars(stats.times).items()}
     summary = {
         "method": options.method,
-        "model": model_record.get("model"),
-        "preset": model_record.get("preset"),
-        "frames": total,
-        "processed": processed,
-        "seconds": elapsed,
-        "seconds_per_frame": elapsed / max(processed, 1),
+        "model": model.record.get("model"),
+        "preset": model.record.get("preset"),
+        "frames": stats.frames,
+        "processed": stats.processed,
+        "seconds": stats.seconds,
+        "seconds_per_frame": stats.seconds / max(stats.processed, 1),
         "stage_seconds_per_frame": per_frame,
         "crf": options.crf is not None,
         "online": options.online,
-        "process_height": height,
-        "flow_method": flow_method,
+        "process_height": model.height,
+        "flow_method": model.flow_method,
         "peak_memory_mib": timing.peak_rss_mib(),
         "settings": settings,
     }

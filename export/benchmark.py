@@ -16,8 +16,8 @@ from absl import flags, logging
 
 from export import serving
 from lvo_tf import cli
+from lvo_tf import models as lvo_models
 from lvo_tf.benchmarks import report, timing
-from lvo_tf.models import lvo as lvo_models
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/bench", "Where export.{json,md} go.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per measurement (median).", lower_bound=1)

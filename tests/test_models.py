@@ -15,6 +15,7 @@ from lvo_tf.models import (
     build_mpnet,
     resolve_config,
 )
+from lvo_tf.models.camera import camera_flow, residual_percentile
 from lvo_tf.models.frame_ops import (
     CAFFE_MEAN_BGR,
     CAFFE_MEAN_RGB,
@@ -22,8 +23,6 @@ from lvo_tf.models.frame_ops import (
     FlowEncoding,
     PadFrames,
     UpsampleToFrames,
-    camera_flow,
-    residual_percentile,
 )
 from lvo_tf.models.weights import get_part
 from tests.parity import assert_all_agree, run_all_ways

@@ -10,10 +10,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lvo_tf import models as lvo_models
 from lvo_tf.benchmarks import timing
 from lvo_tf.data.features import FeatureCache
 from lvo_tf.data.pipeline import ClipConfig, FeatureSource, clip_dataset
-from lvo_tf.models import lvo as lvo_models
 
 
 def bench_pipeline(

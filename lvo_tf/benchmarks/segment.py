@@ -12,12 +12,12 @@ import numpy as np
 from absl import logging
 
 from lvo_tf import default_model, io_utils
+from lvo_tf import models as lvo_models
 from lvo_tf.benchmarks import timing
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers, synthetic
 from lvo_tf.inference import crf, run
 from lvo_tf.inference.segmenter import LVORunner, StageTimes, window_starts
-from lvo_tf.models import lvo as lvo_models
 
 
 def segment_probe(

@@ -7,8 +7,8 @@ from __future__ import annotations
 import tensorflow as tf
 from absl import logging
 
+from lvo_tf import models as lvo_models
 from lvo_tf.benchmarks import timing
-from lvo_tf.models import lvo as lvo_models
 
 
 def conv_gru_convs(

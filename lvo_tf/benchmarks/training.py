@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lvo_tf import models as lvo_models
 from lvo_tf.benchmarks import timing
-from lvo_tf.models import lvo as lvo_models
 
 
 def training_probe(

@@ -22,12 +22,8 @@ import tensorflow as tf
 
 from lvo_tf import io_utils
 from lvo_tf.data import flow as flow_lib
-from lvo_tf.models.lvo import (
-    OUTPUT_STRIDE,
-    PAD_MULTIPLE,
-    build_streams_from_trunk,
-    build_trunk_clip,
-)
+from lvo_tf.models.config import OUTPUT_STRIDE, PAD_MULTIPLE
+from lvo_tf.models.streams import build_streams_from_trunk, build_trunk_clip
 
 STREAMS = ("both", "motion", "appearance")
 

@@ -40,7 +40,7 @@ from lvo_tf.models import (
     resolve_config,
     weights,
 )
-from lvo_tf.models.lvo import OUTPUT_STRIDE
+from lvo_tf.models.config import OUTPUT_STRIDE
 
 
 @dataclasses.dataclass

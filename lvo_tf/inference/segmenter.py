@@ -27,8 +27,9 @@ import numpy as np
 import tensorflow as tf
 
 from lvo_tf.layers import ConvGRU
+from lvo_tf.models.config import OUTPUT_STRIDE
 from lvo_tf.models.frame_ops import UpsampleToFrames
-from lvo_tf.models.lvo import OUTPUT_STRIDE, build_memory_step
+from lvo_tf.models.memory import build_memory_step
 
 
 @dataclasses.dataclass

@@ -1,0 +1,131 @@
+"""The per-frame streams: appearance (DeepLab-LargeFOV and the reduction), motion
+(MP-Net), both over a clip (`build_streams`), and the pieces that train or
+cache the appearance stream over VGG16's frozen convs (trunk and head)."""
+
+from __future__ import annotations
+
+import keras
+
+from lvo_tf.models.config import PAD_MULTIPLE, LVOConfig, resolve_config
+from lvo_tf.models.deeplab_large_fov import build_deeplab_large_fov
+from lvo_tf.models.frame_ops import CAFFE_MEAN_RGB, CheckClip, FrameWise, PadFrames
+from lvo_tf.models.mpnet import build_mpnet
+
+
+def build_appearance(config: LVOConfig) -> keras.Model:
+    """Frames [N, H, W, 3] -> appearance features [N, H/8, W/8, C].
+
+    DeepLab-LargeFOV fc6 (frozen in LVO), then two 1x1 convs with tanh
+    between, both to `appearance_channels`, Glorot-initialised.
+    """
+    deeplab = build_deeplab_large_fov(
+        config.appearance_width,
+        input_scale=config.appearance_input_scale,
+        fc6_channels=config.appearance_fc6,
+    )
+    frames = keras.Input((None, None, 3), name="frames")
+    x = deeplab(frames)
+    x = keras.layers.Conv2D(config.appearance_channels, 1, activation="tanh", name="reduce1")(x)
+    x = keras.layers.Conv2D(config.appearance_channels, 1, name="reduce2")(x)
+    return keras.Model(frames, x, name="appearance")
+
+
+def build_appearance_classifier(config: LVOConfig | str) -> tuple[keras.Model, keras.Model]:
+    """(classifier, appearance) for training the appearance stream alone:
+    frames [N, H, W, 3] -> the appearance stream -> `appearance_classifier`,
+    a 1x1 conv with sigmoid -> foreground probability [N, H/8, W/8, 1]."""
+    appearance = build_appearance(resolve_config(config))
+    frames = keras.Input((None, None, 3), name="frames")
+    logits = keras.layers.Conv2D(1, 1, name="appearance_classifier")(appearance(frames))
+    probability = keras.layers.Activation("sigmoid", dtype="float32", name="foreground")(logits)
+    return keras.Model(frames, probability, name="appearance_classifier"), appearance
+
+
+def build_appearance_trunk(appearance: keras.Model) -> keras.Model:
+    """Frames [N, H, W, 3] -> the frozen VGG16 convs' output (DeepLab's
+    `pool5`, fc6's input) [N, H/8, W/8, 512 * width], sharing `appearance`'s
+    layers. What `extract_features --trunk_only` caches."""
+    deeplab = appearance.get_layer("deeplab_large_fov")
+    return keras.Model(deeplab.input, deeplab.get_layer("pool5").output, name="appearance_trunk")
+
+
+def build_appearance_head(appearance: keras.Model) -> keras.Model:
+    """The trained part of the appearance stream on cached trunk features:
+    [N, h, w, 512 * width] -> fc6 -> the two reduction convs -> [N, h, w, C],
+    sharing `appearance`'s layers, so that
+    `head(trunk(frames)) == appearance(frames)`."""
+    fc6 = appearance.get_layer("deeplab_large_fov").get_layer("fc6")
+    trunk = keras.Input((None, None, fc6.kernel.shape[2]), name="trunk")
+    x = fc6(trunk)
+    x = appearance.get_layer("reduce1")(x)
+    x = appearance.get_layer("reduce2")(x)
+    return keras.Model(trunk, x, name="appearance_head")
+
+
+def build_head_classifier(config: LVOConfig | str) -> tuple[keras.Model, keras.Model]:
+    """(classifier, appearance) like `build_appearance_classifier`, but the
+    classifier reads cached trunk features (`build_appearance_head`): for
+    training fc6 and the reduction over frozen, cached VGG16 convs."""
+    appearance = build_appearance(resolve_config(config))
+    head = build_appearance_head(appearance)
+    trunk = keras.Input((None, None, head.input.shape[-1]), name="trunk")
+    logits = keras.layers.Conv2D(1, 1, name="appearance_classifier")(head(trunk))
+    probability = keras.layers.Activation("sigmoid", dtype="float32", name="foreground")(logits)
+    return keras.Model(trunk, probability, name="head_classifier"), appearance
+
+
+def build_motion(config: LVOConfig) -> keras.Model:
+    return build_mpnet(
+        config.motion_width,
+        config.flow_representation,
+        config.flow_scale,
+        name="motion",
+        camera_model=config.camera_model,
+        flow_peak=config.flow_peak,
+        camera_stride=config.camera_stride,
+    )
+
+
+# === Functional Models ===
+
+
+def build_streams(config: LVOConfig, appearance=None, motion=None) -> keras.Model:
+    """(frames [B, T, H, W, 3] uint8, flow [B, T, H, W, 2]) -> per-frame
+    features [B, T, ceil16(H)/8, ceil16(W)/8, appearance_channels + 1]."""
+    appearance = appearance or build_appearance(config)
+    motion = motion or build_motion(config)
+    frames_in = keras.Input((None, None, None, 3), dtype="uint8", name="frames")
+    flow_in = keras.Input((None, None, None, 2), dtype="float32", name="flow")
+    frames, flow = CheckClip(name="check_clip")(frames_in, flow_in)
+    frames = PadFrames(PAD_MULTIPLE, CAFFE_MEAN_RGB, name="pad_frames")(frames)
+    flow = PadFrames(PAD_MULTIPLE, (0.0, 0.0), name="pad_flow")(flow)
+    a = FrameWise(appearance, name="appearance_stream")(frames)
+    m = FrameWise(motion, name="motion_stream")(flow)
+    m = keras.layers.MaxPooling3D((1, 2, 2), name="motion_pool")(m)  # 1/4 -> 1/8
+    features = keras.layers.Concatenate(axis=-1, name="features")([a, m])
+    return keras.Model([frames_in, flow_in], features, name="streams")
+
+
+def build_trunk_clip(streams: keras.Model) -> keras.Model:
+    """frames [B, T, H, W, 3] -> the appearance trunk's output
+    [B, T, ceil16(H)/8, ceil16(W)/8, 512 * width], padded as `streams`
+    pads them, sharing its layers (`extract_features --trunk_only`)."""
+    trunk = build_appearance_trunk(streams.get_layer("appearance_stream").layer)
+    frames = keras.Input((None, None, None, 3), dtype="uint8", name="frames")
+    padded = streams.get_layer("pad_frames")(frames)
+    return keras.Model(frames, FrameWise(trunk, name="trunk")(padded), name="trunk_clip")
+
+
+def build_streams_from_trunk(streams: keras.Model) -> keras.Model:
+    """(trunk [B, T, h, w, 512 * width] as `build_trunk_clip` gives, flow
+    [B, T, H, W, 2]) -> the features `streams` computes from the frames
+    whose trunk output that is, sharing its layers: fc6, the reduction and
+    MP-Net only (`extract_features --trunk_cache`)."""
+    head = build_appearance_head(streams.get_layer("appearance_stream").layer)
+    trunk = keras.Input((None, None, None, head.input.shape[-1]), name="trunk")
+    flow_in = keras.Input((None, None, None, 2), dtype="float32", name="flow")
+    a = FrameWise(head, name="appearance_head")(trunk)
+    m = streams.get_layer("motion_stream")(streams.get_layer("pad_flow")(flow_in))
+    m = streams.get_layer("motion_pool")(m)
+    features = keras.layers.Concatenate(axis=-1, name="features")([a, m])
+    return keras.Model([trunk, flow_in], features, name="streams_from_trunk")

@@ -30,7 +30,6 @@ features made without running VGG16 again.
 """
 
 import os
-import time
 
 from absl import app, flags, logging
 
@@ -115,35 +114,9 @@ def main(argv):
     flows = features_lib.flow_cache(
         _FLOW_DIR.value or os.path.join(_OUTPUT_DIR.value, "flow"), _PROCESS_HEIGHT.value, method
     )
-    todo = [s for s in sequences if s.name not in cache]
-    logging.info("%d sequences, %d already cached", len(sequences), len(sequences) - len(todo))
-    total = sum(len(s) for s in todo)
-    done, start = 0, time.time()
-    for seq in todo:
-        feats, labels = extraction.sequence_features(
-            seq, run, flows, _PROCESS_HEIGHT.value, _CHUNK.value, _TRUNK_ONLY.value
-        )
-        cache.write(seq.name, feats, labels)
-        done += len(seq)
-        rate = done / (time.time() - start)
-        logging.info(
-            "%s: %d frames -> %s  (%d/%d, %.2f frames/s, ETA %.0f s)",
-            seq.name,
-            len(seq),
-            feats.shape,
-            done,
-            total,
-            rate,
-            (total - done) / rate,
-        )
-    if total:
-        logging.info(
-            "Done: %d frames in %.1f s (%.2f frames/s, flow and reading included) -> %s",
-            total,
-            time.time() - start,
-            total / (time.time() - start),
-            _OUTPUT_DIR.value,
-        )
+    extraction.extract_all(
+        sequences, run, cache, flows, _PROCESS_HEIGHT.value, _CHUNK.value, _TRUNK_ONLY.value
+    )
 
 
 if __name__ == "__main__":

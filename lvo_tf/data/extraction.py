@@ -4,16 +4,18 @@ What `extract_features` does per sequence, as a library: `StreamsSpec.load`
 builds the streams model from the weights given, `runner` picks what runs
 (the whole streams, the VGG16 trunk only, or fc6 onwards from a trunk
 cache), and `sequence_features` turns one DAVIS-layout sequence into
-(features, labels) for `features.FeatureCache`. `extract_features` loops
-over sequences with them; `lvo_tf.extract_features_beam` runs them on
+(features, labels) for `features.FeatureCache`; `extract_all` runs them
+over a dataset for `extract_features`; `lvo_tf.extract_features_beam` runs them on
 Apache Beam workers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
+from absl import logging
 
 from lvo_tf import default_model
 from lvo_tf.data import features as features_lib
@@ -113,3 +115,46 @@ def sequence_features(
     feats = run(seq.name, frames, flow, chunk)
     labels = features_lib.labels_at_stride(np.stack([masks[s] for s in seq.stems]))
     return feats, labels
+
+
+def extract_all(
+    sequences: list[readers.Sequence],
+    run,
+    cache: features_lib.FeatureCache,
+    flows,
+    height: int | None = None,
+    chunk: int = 8,
+    trunk_only: bool = False,
+) -> int:
+    """Every sequence not yet in `cache`, each shard written atomically as it
+    is done (so a killed run resumes), with progress (rate, ETA) and a
+    summary logged. Returns the number of frames computed."""
+    todo = [s for s in sequences if s.name not in cache]
+    logging.info("%d sequences, %d already cached", len(sequences), len(sequences) - len(todo))
+    total = sum(len(s) for s in todo)
+    done, start = 0, time.time()
+    for seq in todo:
+        feats, labels = sequence_features(seq, run, flows, height, chunk, trunk_only)
+        cache.write(seq.name, feats, labels)
+        done += len(seq)
+        rate = done / (time.time() - start)
+        logging.info(
+            "%s: %d frames -> %s  (%d/%d, %.2f frames/s, ETA %.0f s)",
+            seq.name,
+            len(seq),
+            feats.shape,
+            done,
+            total,
+            rate,
+            (total - done) / rate,
+        )
+    if total:
+        seconds = time.time() - start
+        logging.info(
+            "Done: %d frames in %.1f s (%.2f frames/s, flow and reading included) -> %s",
+            total,
+            seconds,
+            total / seconds,
+            cache.root,
+        )
+    return total

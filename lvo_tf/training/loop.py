@@ -36,6 +36,23 @@ class LoopConfig:
     xla: bool = False  # jit_compile the train step
     mixed_precision: bool = False  # mixed_float16 with dynamic loss scaling
 
+    def __post_init__(self):
+        require_positive(
+            self,
+            "steps",
+            "batch_size",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "log_every",
+            "validate_every",
+        )
+
+
+def loop_config(config) -> LoopConfig:
+    """The `LoopConfig` of a trainer's config (the fields of the same names),
+    checked: the one place the loop's settings are read and range-checked."""
+    return LoopConfig(**{f.name: getattr(config, f.name) for f in dataclasses.fields(LoopConfig)})
+
 
 def define_loop_flags(steps: int) -> dict:
     """The flags both training binaries share; read them with `loop_flag_values`."""

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lvo_tf import default_model, flag_values
+from lvo_tf import default_model
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data.features import STREAMS, stream_mask
 from lvo_tf.data.pipeline import ClipConfig, DiskFrameSource, FeatureSource, clip_dataset
@@ -86,17 +86,10 @@ class TrainConfig:
         loop.check_strategy(self.strategy)
         if self.streams not in STREAMS:
             raise ValueError(f"streams must be one of {STREAMS}; got {self.streams!r}")
-        if self.motion_gain is not None:
-            if self.data_root:
-                raise ValueError("motion_gain: applies to cached features only")
-            flag_values.check_range("motion_gain", self.motion_gain)
-        if self.appearance_dropout:
-            if self.data_root:
-                raise ValueError("appearance_dropout: applies to cached features only")
-            if not 0.0 <= self.appearance_dropout <= 1.0:
-                raise ValueError(
-                    f"appearance_dropout must be in [0, 1]; got {self.appearance_dropout}"
-                )
+        if self.motion_gain is not None and self.data_root:
+            raise ValueError("motion_gain: applies to cached features only")
+        if self.appearance_dropout and self.data_root:
+            raise ValueError("appearance_dropout: applies to cached features only")
         if self.streams != "both" and self.data_root:
             raise ValueError("streams: one-stream ablations train on cached features only")
         if (self.feature_dir is None) == (self.data_root is None):
@@ -113,27 +106,23 @@ class TrainConfig:
                 path = getattr(self, name)
                 if path and not os.path.isfile(path):
                     raise ValueError(f"{name}: no such file {path!r}")
-        loop.require_positive(
-            self,
-            "steps",
-            "learning_rate",
-            "clip_value",
-            "clip_length",
-            "batch_size",
-            "checkpoint_every",
-            "keep_checkpoints",
-            "log_every",
-            "validate_every",
-        )
+        loop.require_positive(self, "learning_rate", "clip_value")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay}")
-        if not 0 <= self.stop_and_go <= 1:
-            raise ValueError(f"stop_and_go must be in [0, 1]; got {self.stop_and_go}")
-        if self.stop_and_go > 0 and not 0 < self.stop_frames < self.clip_length:
-            raise ValueError(
-                f"stop_frames must be in [1, clip_length={self.clip_length}); "
-                f"got {self.stop_frames}"
-            )
+        self.clip_config()  # the clips' range checks live in ClipConfig
+        loop.loop_config(self)  # and the loop's in LoopConfig
+
+    def clip_config(self) -> ClipConfig:
+        """The training clips these settings ask for (ValueError if out of range)."""
+        return ClipConfig(
+            clip_length=self.clip_length,
+            crop=self.crop,
+            stop_and_go=self.stop_and_go,
+            stop_frames=self.stop_frames,
+            seed=self.seed,
+            motion_gain=self.motion_gain,
+            appearance_dropout=self.appearance_dropout,
+        )
 
 
 def mean_bce(labels, probabilities):
@@ -192,6 +181,70 @@ def _initial_memory(config: TrainConfig) -> keras.Model:
     return memory
 
 
+class _FeatureData:
+    """Training the memory and head on cached stream features (`feature_dir`),
+    the streams the memory reads masked (`streams`)."""
+
+    weights_name = "memory.weights.h5"
+
+    def __init__(self, config: TrainConfig, model_config):
+        self.config, self.model_config = config, model_config
+        self.source = FeatureSource(config.feature_dir)
+        if self.source.channels != model_config.feature_channels:
+            raise ValueError(
+                f"feature_dir: the cache has {self.source.channels} channels but preset "
+                f"{config.preset!r} takes {model_config.feature_channels}"
+            )
+        self.val_source = FeatureSource(config.val_feature_dir) if config.val_feature_dir else None
+
+    def model(self) -> keras.Model:
+        memory = build_memory(self.model_config)
+        if self.config.init_weights:
+            memory.set_weights(_initial_memory(self.config).get_weights())
+        return memory
+
+    def inputs(self, ds: tf.data.Dataset) -> tf.data.Dataset:
+        mask = tf.constant(stream_mask(self.config.streams, self.source.channels))
+        return ds.map(lambda inputs, labels: (inputs["features"] * mask, labels))
+
+    def validate(self, model) -> float:
+        return validation_j(model, self.val_source, self.config.streams)
+
+
+class _FrameData:
+    """Training the whole model on frames + flow (`data_root`): DeepLab and
+    MP-Net frozen, the appearance reduction, memory and head trained."""
+
+    weights_name = "lvo.weights.h5"
+
+    def __init__(self, config: TrainConfig, model_config):
+        self.config, self.model_config = config, model_config
+        flows = flow_lib.FlowCache(
+            config.flow_dir or os.path.join(config.data_root, "FlowCache"), config.flow_method
+        )
+        self.source = DiskFrameSource(config.data_root, config.train_split, flows)
+        self.val_source = (
+            DiskFrameSource(config.data_root, config.val_split, flows) if config.val_split else None
+        )
+
+    def model(self) -> keras.Model:
+        config = self.config
+        model = build_lvo(self.model_config)
+        if config.init_weights:
+            weights.get_part(model, "memory").set_weights(_initial_memory(config).get_weights())
+        if config.appearance_weights:
+            weights.load_weights(model, config.appearance_weights, part="appearance")
+        if config.motion_weights:
+            weights.load_weights(model, config.motion_weights, part="motion")
+        return model
+
+    def inputs(self, ds: tf.data.Dataset) -> tf.data.Dataset:
+        return ds.map(lambda x, labels: ({"frames": x["frames"], "flow": x["flow"]}, labels))
+
+    def validate(self, model) -> float:
+        return validation_j_frames(model, self.val_source)
+
+
 def train(config: TrainConfig) -> dict:
     """Trains (or resumes) and returns a summary; see the module docstring.
 
@@ -207,78 +260,24 @@ def train(config: TrainConfig) -> dict:
         memory_recompute=config.recompute,
         memory_streams=config.streams,  # the saved memory masks what it never saw
     )
-    if config.data_root:
-        flows = flow_lib.FlowCache(
-            config.flow_dir or os.path.join(config.data_root, "FlowCache"), config.flow_method
-        )
-        source = DiskFrameSource(config.data_root, config.train_split, flows)
-        val_source = (
-            DiskFrameSource(config.data_root, config.val_split, flows) if config.val_split else None
-        )
-    else:
-        source = FeatureSource(config.feature_dir)
-        if source.channels != model_config.feature_channels:
-            raise ValueError(
-                f"feature_dir: the cache has {source.channels} channels but preset "
-                f"{config.preset!r} takes {model_config.feature_channels}"
-            )
-        val_source = FeatureSource(config.val_feature_dir) if config.val_feature_dir else None
+    data = (_FrameData if config.data_root else _FeatureData)(config, model_config)
+    clips = config.clip_config()
 
     def build():
         optimizer = keras.optimizers.RMSprop(
             config.learning_rate, weight_decay=config.weight_decay, clipvalue=config.clip_value
         )
-        if not config.data_root:
-            memory = build_memory(model_config)
-            if config.init_weights:
-                memory.set_weights(_initial_memory(config).get_weights())
-            return memory, optimizer
-        model = build_lvo(model_config)
-        if config.init_weights:
-            weights.get_part(model, "memory").set_weights(_initial_memory(config).get_weights())
-        if config.appearance_weights:
-            weights.load_weights(model, config.appearance_weights, part="appearance")
-        if config.motion_weights:
-            weights.load_weights(model, config.motion_weights, part="motion")
-        return model, optimizer
-
-    clips = ClipConfig(
-        clip_length=config.clip_length,
-        crop=config.crop,
-        stop_and_go=config.stop_and_go,
-        stop_frames=config.stop_frames,
-        seed=config.seed,
-        motion_gain=config.motion_gain,
-        appearance_dropout=config.appearance_dropout,
-    )
+        return data.model(), optimizer
 
     def make_dataset(start):
-        ds = clip_dataset(source, clips, config.batch_size, start=start)
-        if config.data_root:
-            return ds.map(lambda x, labels: ({"frames": x["frames"], "flow": x["flow"]}, labels))
-        mask = tf.constant(stream_mask(config.streams, source.channels))
-        return ds.map(lambda inputs, labels: (inputs["features"] * mask, labels))
+        return data.inputs(clip_dataset(data.source, clips, config.batch_size, start=start))
 
-    if config.data_root:
-        validate = (lambda m: validation_j_frames(m, val_source)) if val_source else None
-    else:
-        validate = (lambda m: validation_j(m, val_source, config.streams)) if val_source else None
     return loop.fit(
         build,
         make_dataset,
         mean_bce,
-        loop.LoopConfig(
-            config.output_dir,
-            config.steps,
-            config.batch_size,
-            config.checkpoint_every,
-            config.keep_checkpoints,
-            config.log_every,
-            config.validate_every,
-            xla=config.xla,
-            mixed_precision=config.mixed_precision,
-        ),
-        validate=validate,
-        weights_name="lvo.weights.h5" if config.data_root else "memory.weights.h5",
+        loop.loop_config(config),
+        validate=data.validate if data.val_source else None,
+        weights_name=data.weights_name,
         strategy=strategy,
     )

@@ -98,17 +98,8 @@ class StreamTrainConfig:
             raise ValueError(f"data_root: no {labels}/ labels under {self.data_root!r}")
         if self.flow not in (*flow_lib.METHODS, "ground_truth"):
             raise ValueError(f"flow must be ground_truth or one of {flow_lib.METHODS}")
-        loop.require_positive(
-            self,
-            "batch_size",
-            "steps",
-            "learning_rate",
-            "checkpoint_every",
-            "keep_checkpoints",
-            "log_every",
-            "validate_every",
-            "val_examples",
-        )
+        loop.require_positive(self, "learning_rate", "val_examples")
+        loop.loop_config(self)  # the loop's range checks live in LoopConfig
         scale = self.flow_scale_range
         if scale is not None and not 0 < scale[0] <= scale[1]:
             raise ValueError(f"flow_scale_range must be 0 < lo <= hi; got {self.flow_scale_range}")
@@ -220,17 +211,7 @@ def train(config: StreamTrainConfig) -> dict:
             config.flow_scale_range if config.stream == "motion" else None,
         ),
         weighted_bce(weight),
-        loop.LoopConfig(
-            config.output_dir,
-            config.steps,
-            config.batch_size,
-            config.checkpoint_every,
-            config.keep_checkpoints,
-            config.log_every,
-            config.validate_every,
-            xla=config.xla,
-            mixed_precision=config.mixed_precision,
-        ),
+        loop.loop_config(config),
         validate=lambda m: validation_j(m, val_source, config.val_examples),
         weights_name=_WEIGHTS_NAMES[config.stream],
         strategy=strategy,

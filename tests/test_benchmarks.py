@@ -223,3 +223,12 @@ def test_segment_probe_small():
     r2 = {**r, "preset": "paper", "process_height": 24}
     table = segment.segment_markdown([r, r2])
     assert "| lite (default model) | 854x480 | 5 |" in table and "| paper | 24 rows |" in table
+
+
+def test_in_fresh_process_returns_the_call_of_another_process():
+    """A probe run in a fresh process returns what the call gives in this one,
+    and a failing probe raises naming it."""
+    got = timing.in_fresh_process("lvo_tf.benchmarks.timing", "conv_flops", 4, 5, 3, 2, 7)
+    assert got == timing.conv_flops(4, 5, 3, 2, 7)
+    with pytest.raises(RuntimeError, match="the broken probe failed"):
+        timing.in_fresh_process("lvo_tf.benchmarks.timing", "conv_flops", what="the broken probe")

@@ -161,12 +161,17 @@ def bench_segment(variants=None, repeats: int = 3) -> list[dict]:
         variants = (("lite", height, 60), ("lite", None, 40), ("paper", None, 8))
     results = []
     for preset, process_height, frames in variants:
-        code = (
-            "import json; from lvo_tf.benchmarks import segment, timing; "
-            f"print('RESULT', json.dumps(timing.to_jsonable(segment.segment_probe({preset!r}, "
-            f"{process_height!r}, {frames}, {repeats}))))"
+        results.append(
+            timing.in_fresh_process(
+                __name__,
+                "segment_probe",
+                preset,
+                process_height,
+                frames,
+                repeats,
+                what=f"segment probe {preset} at {process_height}",
+            )
         )
-        results.append(timing.run_probe(code, f"segment probe {preset} at {process_height}"))
     return results
 
 

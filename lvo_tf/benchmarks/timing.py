@@ -141,6 +141,18 @@ def peak_rss_mib() -> float | None:
         return None
 
 
+def in_fresh_process(module: str, function: str, *args, what: str | None = None) -> dict:
+    """`module.function(*args)` (arguments with a Python repr) run in a fresh
+    Python process, so that the peak memory it measures is its own; its
+    JSON-able result."""
+    call = f"{function}({', '.join(repr(a) for a in args)})"
+    code = (
+        f"import json; from lvo_tf.benchmarks import timing; import {module} as probe; "
+        f"print('RESULT', json.dumps(timing.to_jsonable(probe.{call})))"
+    )
+    return run_probe(code, what or f"{module}.{call}")
+
+
 def run_probe(code: str, what: str) -> dict:
     """Runs `code` (which prints 'RESULT <json>') in a fresh Python process."""
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -64,12 +64,18 @@ def bench_training(
     results = []
     for preset in presets:
         for xla, recompute in variants:
-            code = (
-                "import json; from lvo_tf.benchmarks import training; "
-                f"print('RESULT', json.dumps(training.training_probe({preset!r}, {xla}, "
-                f"{tuple(clip)!r}, {repeats}, {recompute})))"
+            results.append(
+                timing.in_fresh_process(
+                    __name__,
+                    "training_probe",
+                    preset,
+                    xla,
+                    tuple(clip),
+                    repeats,
+                    recompute,
+                    what=f"training probe {preset} xla={xla}",
+                )
             )
-            results.append(timing.run_probe(code, f"training probe {preset} xla={xla}"))
     return results
 
 

@@ -104,6 +104,28 @@ def test_online_reads_only_the_streams_the_memory_was_trained_on(rng):
     np.testing.assert_allclose(online, motion.coarse(feats), atol=1e-5)
 
 
+def test_motion_only_models_skip_the_appearance_stream(rng):
+    """A motion-only memory: the runner's features are the streams' with the
+    appearance channels zero (the stream not run), and every output is the
+    same as with the full streams, bit for bit, and as the Keras model's."""
+    keras.utils.set_random_seed(3)
+    model = build_lvo(TINY.replace(memory_streams="motion", motion_mix=0.25))
+    fast, full = LVORunner(model), LVORunner(model, full_streams=True)
+    assert fast.motion_only and full.streams_model.get_layer("appearance_stream")
+    assert "appearance_stream" not in {layer.name for layer in fast.streams_model.layers}
+    x = clip(rng, 1, 6, 24, 40)
+    frames, flow = x["frames"][0], x["flow"][0]
+    streams = np.asarray(model.get_layer("streams")([frames[None], flow[None]]))[0]
+    got = fast.features(frames, flow)
+    np.testing.assert_array_equal(got[..., :-1], 0)
+    np.testing.assert_allclose(got[..., -1], streams[..., -1], atol=1e-6)
+    np.testing.assert_array_equal(fast.coarse(got), full.coarse(full.features(frames, flow)))
+    whole = np.asarray(model({"frames": x["frames"], "flow": x["flow"]}))[0]
+    np.testing.assert_allclose(fast.upsample(fast.coarse(got), frames), whole[..., 0], atol=1e-5)
+    both = LVORunner(build_lvo(TINY))  # a memory that reads both streams runs both
+    assert not both.motion_only
+
+
 @pytest.mark.parametrize("streams,mix", [("both", 0.0), ("both", 0.25), ("motion", 0.25)])
 def test_online_is_exact_for_a_forward_only_model(rng, streams, mix):
     keras.utils.set_random_seed(2)

@@ -30,6 +30,7 @@ from lvo_tf.layers import ConvGRU
 from lvo_tf.models.config import OUTPUT_STRIDE
 from lvo_tf.models.frame_ops import UpsampleToFrames
 from lvo_tf.models.memory import build_memory_step
+from lvo_tf.models.streams import build_motion_features
 
 
 @dataclasses.dataclass
@@ -56,9 +57,13 @@ class LVORunner:
 
     The streams run on `stream_batch` frames at a time (time folded into
     batch): large enough for full-speed convolutions, small enough that a
-    window of full-size frames does not hold all its activations at once."""
+    window of full-size frames does not hold all its activations at once.
+    With a memory that reads the motion stream only (both shipped models),
+    the appearance stream is skipped: its channels are zeros, as the
+    memory's stream mask makes them anyway (`full_streams` runs it all the
+    same, for comparison)."""
 
-    def __init__(self, model: keras.Model, stream_batch: int = 8):
+    def __init__(self, model: keras.Model, stream_batch: int = 8, full_streams: bool = False):
         if stream_batch < 1:
             raise ValueError(f"stream_batch must be >= 1; got {stream_batch}")
         self.model = model
@@ -71,6 +76,12 @@ class LVORunner:
         self.recurrent = isinstance(layer, (keras.layers.Bidirectional, ConvGRU))
         c = memory.input.shape[-1]
         clip = (None, None, None, None)
+        # A memory that reads motion only zeroes the appearance channels itself:
+        # the appearance stream need not run (same features, MP-Net's cost alone).
+        self.motion_only = memory.get_layer("stream_mask").streams == "motion"
+        if self.motion_only and not full_streams:
+            streams = build_motion_features(streams)
+        self.streams_model = streams
         self._streams = tf.function(
             lambda f, w: streams([f, w], training=False),
             input_signature=[

@@ -129,3 +129,20 @@ def build_streams_from_trunk(streams: keras.Model) -> keras.Model:
     m = streams.get_layer("motion_pool")(m)
     features = keras.layers.Concatenate(axis=-1, name="features")([a, m])
     return keras.Model([trunk, flow_in], features, name="streams_from_trunk")
+
+
+def build_motion_features(streams: keras.Model) -> keras.Model:
+    """(frames, flow) as `streams` takes them -> the features `streams` gives
+    with the appearance channels zero, sharing its layers, without running
+    the appearance stream: what a memory that reads the motion stream only
+    (`memory_streams="motion"`, whose stream mask zeroes those channels)
+    sees, at the cost of MP-Net alone."""
+    frames_in = keras.Input((None, None, None, 3), dtype="uint8", name="frames")
+    flow_in = keras.Input((None, None, None, 2), dtype="float32", name="flow")
+    _, flow = streams.get_layer("check_clip")(frames_in, flow_in)
+    m = streams.get_layer("motion_stream")(streams.get_layer("pad_flow")(flow))
+    m = streams.get_layer("motion_pool")(m)
+    appearance_channels = streams.output.shape[-1] - 1
+    zeros = keras.ops.repeat(keras.ops.zeros_like(m), appearance_channels, axis=-1)
+    features = keras.layers.Concatenate(axis=-1, name="features")([zeros, m])
+    return keras.Model([frames_in, flow_in], features, name="motion_features")

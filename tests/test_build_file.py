@@ -113,3 +113,14 @@ def test_imports_inside_functions_say_why():
                     if not lines[i].strip().startswith("# lazily:"):
                         unexplained.append(f"{path.relative_to(ROOT)}:{sub.lineno}")
     assert not unexplained, f"imports inside functions without a '# lazily:' reason: {unexplained}"
+
+
+def test_no_library_file_over_500_lines():
+    """A file a newcomer opens stays readable in one sitting."""
+    long = {
+        str(p.relative_to(ROOT)): n
+        for package in ("lvo_tf", "export")
+        for p in (ROOT / package).rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 500
+    }
+    assert not long, f"files over 500 lines: {long}"

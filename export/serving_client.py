@@ -5,7 +5,7 @@ r"""Clients for LVO behind TF Serving: gRPC (tensorflow-serving-api) and REST.
 
 Reads a folder of frames, computes optical flow with the project's flow code,
 sends one Predict request with the whole clip and writes 0/255 masks.
-`predict_request` and `rest_body` build the requests; the tests run them
+`export/serving_requests.py` builds the requests; the tests run them
 through the exported SavedModel the way the server does.
 """
 
@@ -18,7 +18,7 @@ import urllib.request
 import numpy as np
 from absl import app, flags, logging
 
-from export.serving import SIGNATURE
+from export.serving_requests import predict_request, rest_body
 from lvo_tf import cli, default_model, io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
@@ -35,31 +35,6 @@ _FLOW_METHOD = flags.DEFINE_enum(
     flow_lib.METHODS,
     "Flow the served model learned (default: the default model's).",
 )
-
-
-def predict_request(frames: np.ndarray, flow: np.ndarray, model_name: str = "lvo"):
-    """A gRPC PredictRequest for one clip: frames [B, T, H, W, 3] uint8, flow
-    [B, T, H, W, 2] float32."""
-    # lazily: TensorFlow only where this path needs it
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    request.model_spec.signature_name = SIGNATURE
-    request.inputs["frames"].CopyFrom(tf.make_tensor_proto(frames, dtype=tf.uint8))
-    request.inputs["flow"].CopyFrom(tf.make_tensor_proto(flow, dtype=tf.float32))
-    return request
-
-
-def rest_body(frames: np.ndarray, flow: np.ndarray) -> str:
-    """The JSON body of a REST `:predict` call (columnar "inputs" format)."""
-    return json.dumps(
-        {
-            "signature_name": SIGNATURE,
-            "inputs": {"frames": frames.tolist(), "flow": np.round(flow, 4).tolist()},
-        }
-    )
 
 
 def _predict_grpc(frames, flow):

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from export import benchmark as export_benchmark
+from export import speed as export_speed
 from lvo_tf.benchmarks import convgru, pipeline, segment, stages, timing, training
 
 
@@ -162,7 +162,7 @@ def test_export_markdown_reports_failures_instead_of_hiding_them():
             "onnx_runtime": {"frames_per_second": 3.0},
         },
     }
-    table = export_benchmark.export_markdown([r])
+    table = export_speed.export_markdown([r])
     assert "| xla | failed: Boom: x |" in table and "| 1.50x |" in table
 
 

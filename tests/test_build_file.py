@@ -124,3 +124,41 @@ def test_no_library_file_over_500_lines():
         if (n := len(p.read_text().splitlines())) > 500
     }
     assert not long, f"files over 500 lines: {long}"
+
+
+def _defines_flags_on_import(path: pathlib.Path) -> bool:
+    """Whether the module defines absl flags at its top level (a binary)."""
+    for node in ast.parse(path.read_text()).body:
+        for sub in ast.walk(node):
+            if isinstance(sub, (ast.FunctionDef, ast.ClassDef)):
+                break
+            if (
+                isinstance(sub, ast.Call)
+                and isinstance(sub.func, ast.Attribute)
+                and sub.func.attr.startswith("DEFINE")
+            ):
+                return True
+    return False
+
+
+def test_tests_import_no_binary():
+    """Two binaries imported into one test process define their flags twice
+    (absl's DuplicateFlagError): tests run binaries in subprocesses and import
+    only flag-free modules."""
+    binaries = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        for package in ("lvo_tf", "export")
+        for p in (ROOT / package).rglob("*.py")
+        if _defines_flags_on_import(p)
+    }
+    assert {"lvo_tf.segment", "export.serving_client", "export.benchmark"} <= binaries
+    imported = []
+    for test in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(test.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            imported += [f"{test.name}:{node.lineno} {n}" for n in names if n in binaries]
+    assert not imported, f"tests import binaries: {imported}"

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from export import serving
-from export.serving_client import predict_request, rest_body
+from export.serving_requests import predict_request, rest_body
 from lvo_tf.data import synthetic
 from lvo_tf.data.flow import clip_flow
 from lvo_tf.models import build_lvo, build_memory_step

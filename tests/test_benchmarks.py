@@ -207,8 +207,8 @@ def test_training_probe_reports_a_step_and_its_memory():
 def test_segment_probe_small():
     """End to end and stage by stage on a tiny video with the default model:
     the figures are consistent with each other (rates, ratios, stage sums)."""
-    r = segment.segment_probe("lite", None, frames=5, repeats=1, height=48, width=64)
-    assert r["frames"] == 5 and r["weights"] == "default model"
+    r = segment.segment_probe("default", None, frames=5, repeats=1, height=48, width=64)
+    assert r["frames"] == 5 and r["weights"] == "shipped"
     alone = r["stage_seconds_per_frame"]
     assert set(alone) == {"read", "flow", "streams", "memory", "upsample", "write"}
     assert all(v > 0 for v in alone.values())
@@ -222,7 +222,7 @@ def test_segment_probe_small():
     assert r["peak_memory_mib"] > 100
     r2 = {**r, "preset": "paper", "process_height": 24}
     table = segment.segment_markdown([r, r2])
-    assert "| lite (default model) | 854x480 | 5 |" in table and "| paper | 24 rows |" in table
+    assert "| default (shipped) | 854x480 | 5 |" in table and "| paper | 24 rows |" in table
 
 
 def test_in_fresh_process_returns_the_call_of_another_process():

@@ -38,9 +38,10 @@ def segment_probe(
     once per window frame, as the overlapping windows run it), the dense CRF
     (not part of the default), and the process's peak resident memory
     while segmenting (model loaded, functions traced; Linux VmHWM).
-    `preset` "lite" is the shipped default model; "paper" random weights.
+    `preset` "default" is the shipped default model; a preset name, that
+    network with random weights.
     Run it in a fresh process (`bench_segment`)."""
-    if preset == "lite":
+    if preset == "default":
         model, info = default_model.load()
         flow_method = info["flow_method"]
     else:
@@ -51,7 +52,7 @@ def segment_probe(
     video = synthetic.render_video(np.random.default_rng(0), world)
     result = {
         "preset": preset,
-        "weights": "default model" if preset == "lite" else "random",
+        "weights": "shipped" if preset == "default" else "random",
         "frame": [height, width],
         "process_height": process_height,
         "frames": frames,
@@ -158,7 +159,7 @@ def bench_segment(variants=None, repeats: int = 3) -> list[dict]:
     model at its manifest's processing height and at 854x480, and `paper`."""
     if variants is None:
         height = default_model.manifest()["process_height"]
-        variants = (("lite", height, 60), ("lite", None, 40), ("paper", None, 8))
+        variants = (("default", height, 60), ("default", None, 40), ("paper", None, 8))
     results = []
     for preset, process_height, frames in variants:
         results.append(

@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # importing this module does not load TensorFlow (the ONNX cl
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 # Shipped name -> file stem in WEIGHTS_DIR.
 SHIPPED = {"synthetic": "lite_synthetic", "davis": "davis"}
-DEFAULT = "davis"
+DEFAULT = "synthetic"
 NAME = SHIPPED[DEFAULT]
 # The --weights help of the binaries that run a whole model.
 WEIGHTS_HELP = (

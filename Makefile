@@ -140,7 +140,7 @@ davis-ablations: $(STAMP)
 # segmented by the model that never saw it, by the synthetic model and by the baseline,
 # all at 360 rows with the CRF and the memory's probabilities kept, and scored with and
 # without the CRF (lvo_tf.cross_validation) into docs/davis_model/cross_validation.*.
-# About 80 minutes on 2 CPU cores; every step resumes.
+# About 95 minutes on 2 CPU cores (measured 2026-12-04); every step resumes.
 CV := $(D)/cv
 CVSEG := --davis_root=$(TRAIN) --process_height=360 --flow_method=dis_fine \
 	--flow_dir=$(CV)/flow --save_probabilities --nooverlay

@@ -30,8 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from lvo_tf import io_utils
-from lvo_tf.layers import ConvGRU
-from lvo_tf.models import build_memory_step
+from lvo_tf.models import build_memory_step, carries_state
 
 SIGNATURE = "serving_default"
 MEMORY_SIGNATURE = "memory"
@@ -83,7 +82,7 @@ def export_saved_model(model: keras.Model, base_dir: str, version: int | None = 
         lambda features: {"probabilities": memory(features)},
         input_signature=[features_spec],
     )
-    if isinstance(memory.get_layer("visual_memory"), (keras.layers.Bidirectional, ConvGRU)):
+    if carries_state(memory):
         step = build_memory_step(memory)
         state_spec = tf.TensorSpec(
             (None, None, None, step.input["state"].shape[-1]), tf.float32, name="state"

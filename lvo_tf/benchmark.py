@@ -83,7 +83,7 @@ def main(argv):
     logging.info("Machine: %s", timing.machine_description())
     for section in _SECTIONS.value:
         run, render = _SECTION_FNS[section]
-        result = timing.to_jsonable(run(repeats=_REPEATS.value))
+        result = run(repeats=_REPEATS.value)  # report.write_section makes it JSON-able
         command = f"python -m lvo_tf.benchmark --sections={section} --repeats={_REPEATS.value}"
         report.write_section(_OUTPUT_DIR.value, section, result, render(result), command)
 

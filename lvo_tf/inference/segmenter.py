@@ -26,10 +26,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lvo_tf.layers import ConvGRU
 from lvo_tf.models.config import OUTPUT_STRIDE
 from lvo_tf.models.frame_ops import UpsampleToFrames
-from lvo_tf.models.memory import build_memory_step
+from lvo_tf.models.memory import build_memory_step, carries_state
 from lvo_tf.models.streams import build_motion_features
 
 
@@ -71,9 +70,7 @@ class LVORunner:
         streams = model.get_layer("streams")
         memory = model.get_layer("memory")
         self.memory = memory
-        layer = memory.get_layer("visual_memory")
-        # else the memory acts per frame (memory_type="none") and carries no state
-        self.recurrent = isinstance(layer, (keras.layers.Bidirectional, ConvGRU))
+        self.recurrent = carries_state(memory)  # else per frame (memory_type="none")
         c = memory.input.shape[-1]
         clip = (None, None, None, None)
         # A memory that reads motion only zeroes the appearance channels itself:

@@ -7,7 +7,7 @@ streams), `memory.py` (visual memory, head and its streaming step), `lvo.py`
 from lvo_tf.models.config import OUTPUT_STRIDE, PAD_MULTIPLE, PRESETS, LVOConfig, resolve_config
 from lvo_tf.models.deeplab_large_fov import build_deeplab_large_fov
 from lvo_tf.models.lvo import build_lvo
-from lvo_tf.models.memory import build_memory, build_memory_step
+from lvo_tf.models.memory import build_memory, build_memory_step, carries_state
 from lvo_tf.models.mpnet import build_mpnet
 from lvo_tf.models.streams import (
     build_appearance,
@@ -42,5 +42,6 @@ __all__ = [
     "build_streams",
     "build_streams_from_trunk",
     "build_trunk_clip",
+    "carries_state",
     "resolve_config",
 ]

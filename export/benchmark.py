@@ -11,8 +11,8 @@ It lives here, not in `lvo_tf.benchmarks`, so that the library never imports
 from absl import flags
 
 from export import speed
-from lvo_tf import cli
 from lvo_tf.benchmarks import report
+from lvo_tf.common import cli
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/bench", "Where export.{json,md} go.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per measurement (median).", lower_bound=1)

@@ -13,7 +13,7 @@ import os
 from absl import app, flags, logging
 
 from export import serving
-from lvo_tf import cli, io_utils
+from lvo_tf.common import cli, io_utils
 
 _SAVED_MODEL_DIR = flags.DEFINE_string("saved_model_dir", None, "A version folder.")
 _OUTPUT = flags.DEFINE_string("output", None, "The .onnx file to write.")

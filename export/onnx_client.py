@@ -15,7 +15,8 @@ import os
 from absl import app, flags, logging
 
 from export.onnx_runtime import segment
-from lvo_tf import cli, default_model, io_utils
+from lvo_tf import shipped
+from lvo_tf.common import cli, io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 
@@ -53,7 +54,7 @@ def main(argv):
     probabilities = segment(
         session,
         frames,
-        flow_lib.clip_flow(frames, default_model.client_flow_method(_FLOW_METHOD.value)),
+        flow_lib.clip_flow(frames, shipped.client_flow_method(_FLOW_METHOD.value)),
     )
     io_utils.write_masks(_OUTPUT_DIR.value, seq.stems, probabilities)
     logging.info("Wrote %d masks to %s", len(seq), _OUTPUT_DIR.value)

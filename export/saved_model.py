@@ -17,14 +17,15 @@ import shutil
 from absl import app, flags, logging
 
 from export import serving
-from lvo_tf import cli, default_model
+from lvo_tf import shipped
+from lvo_tf.common import cli
 from lvo_tf.models import PRESETS
 
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Base folder of the servable.")
 _WEIGHTS = flags.DEFINE_string(
     "weights",
     None,
-    default_model.WEIGHTS_HELP,
+    shipped.WEIGHTS_HELP,
 )
 _PRESET = flags.DEFINE_enum("preset", "lite", sorted(PRESETS), "Model preset of --weights.")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: next free).")
@@ -37,9 +38,9 @@ def main(argv):
     weights_file = _WEIGHTS.value
     if (
         weights_file
-        and weights_file not in default_model.SHIPPED
+        and weights_file not in shipped.SHIPPED
         and os.path.isfile(weights_file)
-        and not default_model.manifest_beside(weights_file)
+        and not shipped.manifest_beside(weights_file)
         and not _PRESET.present
     ):
         raise app.UsageError(
@@ -47,7 +48,7 @@ def main(argv):
             "pass --preset, or package it with `python -m lvo_tf.package_default`"
         )
     try:
-        model, _ = default_model.resolve(_WEIGHTS.value, _PRESET.value, _RANDOM.value)
+        model, _ = shipped.resolve(_WEIGHTS.value, _PRESET.value, _RANDOM.value)
         target = serving.export_saved_model(model, _EXPORT_DIR.value, _VERSION.value)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         raise app.UsageError(str(e)) from None

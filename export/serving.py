@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lvo_tf import io_utils
+from lvo_tf.common import io_utils
 from lvo_tf.models import build_memory_step, carries_state
 
 SIGNATURE = "serving_default"

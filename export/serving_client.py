@@ -19,7 +19,8 @@ import numpy as np
 from absl import app, flags, logging
 
 from export.serving_requests import predict_request, rest_body
-from lvo_tf import cli, default_model, io_utils
+from lvo_tf import shipped
+from lvo_tf.common import cli, io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 
@@ -88,7 +89,7 @@ def main(argv):
         frames = readers.load_frames(seq)
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
-    flow = flow_lib.clip_flow(frames, default_model.client_flow_method(_FLOW_METHOD.value))
+    flow = flow_lib.clip_flow(frames, shipped.client_flow_method(_FLOW_METHOD.value))
     io_utils.check_output_dir(_OUTPUT_DIR.value, inputs=[_FRAMES_DIR.value])
     predict = _predict_rest if _REST.value else _predict_grpc
     probabilities = predict(frames[None], flow[None])[0, ..., 0]

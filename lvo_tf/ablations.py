@@ -2,7 +2,7 @@ r"""Ablations of a shipped model: which part does the work, on synthetic and rea
 
     python -m lvo_tf.ablations --work_dir=out/synthetic     # or: make ablations
     python -m lvo_tf.ablations --work_dir=out/davis --preset=davis \
-        --manifest=lvo_tf/weights/davis.json --output_dir=docs/davis_model  # make davis-ablations
+        --manifest=lvo_tf/shipped/davis.json --output_dir=docs/davis_model  # make davis-ablations
 
 Reads what the model's chain (`make synthetic-weights`, `make davis-weights`)
 and the ablations target write under --work_dir (feature caches, the
@@ -32,7 +32,8 @@ import os
 
 from absl import app, flags
 
-from lvo_tf import cli, default_model
+from lvo_tf import shipped
+from lvo_tf.common import cli
 from lvo_tf.experiments import ablation_study
 
 _WORK_DIR = flags.DEFINE_string("work_dir", "out/synthetic", "Where the model's runs are.")
@@ -51,7 +52,7 @@ _DEV_ROOT = flags.DEFINE_string(
 )
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs", "Where the tables and chart go.")
 _MANIFEST = flags.DEFINE_string(
-    "manifest", default_model.manifest_path(), "Manifest to record the headline numbers in."
+    "manifest", shipped.manifest_path(), "Manifest to record the headline numbers in."
 )
 _PRESET = flags.DEFINE_string("preset", "lite", "Preset of the runs.")
 _PROCESS_HEIGHT = flags.DEFINE_integer("process_height", 240, "Height the features were made at.")

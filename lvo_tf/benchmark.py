@@ -22,8 +22,8 @@ size, `paper` at full size, each in a fresh process). The `export` section
 
 from absl import app, flags, logging
 
-from lvo_tf import cli
 from lvo_tf.benchmarks import convgru, pipeline, report, segment, stages, timing, training
+from lvo_tf.common import cli
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/bench", "Where JSON and Markdown go.")
 _SECTIONS = flags.DEFINE_list(

@@ -19,7 +19,7 @@ import time
 
 from absl import flags, logging
 
-from lvo_tf import cli
+from lvo_tf.common import cli
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 from lvo_tf.inference import jobs

@@ -18,7 +18,7 @@ import time
 
 from absl import app, flags, logging
 
-from lvo_tf import cli, io_utils
+from lvo_tf.common import cli, io_utils
 from lvo_tf.evaluation import cross_validation, davis_eval
 
 _DAVIS_ROOT = flags.DEFINE_string("davis_root", None, "DAVIS-2016 root with the annotations.")

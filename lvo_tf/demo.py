@@ -6,7 +6,7 @@ r"""The demo: the default model on stop-and-go clips, and on real video if prese
    synthetic world), each with one object that moves and then stops, one
    that starts late, and a static distractor that looks like an object but
    never moves, under a moving camera.
-2. Segments them with the shipped default model (lvo_tf/default_model.py)
+2. Segments them with the shipped default model (lvo_tf/shipped.py)
    and with the non-learned baseline (DIS flow + homography + Otsu), both
    refined by the dense CRF as `segment` does by default (`--nocrf`: not), and
    scores both with the DAVIS protocol, overall and on the frames where every
@@ -24,7 +24,8 @@ import os
 
 from absl import app, flags, logging
 
-from lvo_tf import cli, default_model
+from lvo_tf import shipped
+from lvo_tf.common import cli
 from lvo_tf.experiments import demo
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "out/demo", "Where results go.")
@@ -59,7 +60,7 @@ def main(argv):
         )
     except (FileNotFoundError, ValueError) as e:
         raise app.UsageError(str(e)) from None
-    print(demo.markdown(results, default_model.manifest()))
+    print(demo.markdown(results, shipped.manifest()))
     logging.info("Wrote %s in %.0f s", os.path.abspath(_OUTPUT_DIR.value), results["seconds"])
 
 

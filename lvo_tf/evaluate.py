@@ -18,7 +18,7 @@ import os
 
 from absl import app, flags, logging
 
-from lvo_tf import cli, io_utils
+from lvo_tf.common import cli, io_utils
 from lvo_tf.evaluation import davis_eval, fbms_eval
 
 _DATASET = flags.DEFINE_enum("dataset", "davis", ["davis", "fbms"], "Benchmark protocol.")

@@ -33,7 +33,8 @@ import os
 
 from absl import app, flags, logging
 
-from lvo_tf import cli, default_model, io_utils
+from lvo_tf import shipped
+from lvo_tf.common import cli, io_utils
 from lvo_tf.data import extraction, pipeline, readers
 from lvo_tf.data import features as features_lib
 from lvo_tf.data import flow as flow_lib
@@ -109,7 +110,7 @@ def main(argv):
     model, info = spec.load()
     run = extraction.runner(model, _TRUNK_ONLY.value, trunk_cache)
     cache = features_lib.FeatureCache(_OUTPUT_DIR.value)
-    method = _FLOW_METHOD.value or default_model.flow_method(info)
+    method = _FLOW_METHOD.value or shipped.flow_method(info)
     logging.info("Optical flow: %s", method)
     flows = features_lib.flow_cache(
         _FLOW_DIR.value or os.path.join(_OUTPUT_DIR.value, "flow"), _PROCESS_HEIGHT.value, method

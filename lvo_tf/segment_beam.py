@@ -21,7 +21,7 @@ import time
 
 from absl import app, flags, logging
 
-from lvo_tf import cli, io_utils
+from lvo_tf.common import cli, io_utils
 from lvo_tf.inference import beam as beam_lib
 from lvo_tf.inference import crf, jobs, run
 

@@ -17,7 +17,7 @@ import time
 
 from absl import app, flags, logging
 
-from lvo_tf import cli, flag_values, io_utils
+from lvo_tf.common import cli, flag_values, io_utils
 from lvo_tf.data import synthetic
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Dataset root to write.")

@@ -20,7 +20,7 @@ see lvo_tf/training/memory_trainer.py.
 
 from absl import app, flags, logging
 
-from lvo_tf import cli, flag_values
+from lvo_tf.common import cli, flag_values
 from lvo_tf.training import loop, memory_trainer
 
 _FEATURE_DIR = flags.DEFINE_string("feature_dir", None, "Training feature cache.")

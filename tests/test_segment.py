@@ -458,7 +458,7 @@ def test_default_model_runs_at_its_height_and_masks_keep_the_video_size(davis, t
     resized frames refined by the CRF at that size and scaled back to the
     frames' size (an in-process reference), with inputs prepared on a thread
     or inline."""
-    from lvo_tf import default_model
+    from lvo_tf import shipped
     from lvo_tf.data import flow as flow_lib
     from lvo_tf.data import readers
 
@@ -475,7 +475,7 @@ def test_default_model_runs_at_its_height_and_masks_keep_the_video_size(davis, t
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "segment_summary.json").read_text())
     assert summary["process_height"] == 32 and summary["crf"] is True
-    model, info = default_model.load()
+    model, info = shipped.load()
     assert summary["flow_method"] == info["flow_method"]  # the flow the model learned
     assert summary["model"] == info["name"] and summary["preset"] == info["preset"]
     reference = LVORunner(model)

@@ -134,7 +134,7 @@ def test_bad_flags_fail_before_any_work(caches, tmp_path, flag, message):
 
 
 def test_parse_crop():
-    from lvo_tf.flag_values import parse_crop
+    from lvo_tf.common.flag_values import parse_crop
 
     assert parse_crop(None) is None and parse_crop(["8", "16"]) == (8, 16)
     for bad in (["8"], ["a", "b"], ["1", "2", "3"]):
@@ -143,7 +143,7 @@ def test_parse_crop():
 
 
 def test_parse_pair():
-    from lvo_tf.flag_values import parse_pair
+    from lvo_tf.common.flag_values import parse_pair
 
     assert parse_pair("gain", None) is None and parse_pair("gain", ["0.1", "2"]) == (0.1, 2.0)
     for bad in (["1"], ["a", "b"], ["1", "2", "3"]):

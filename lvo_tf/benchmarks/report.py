@@ -4,8 +4,8 @@ import os
 
 from absl import logging
 
-from lvo_tf import io_utils
 from lvo_tf.benchmarks import timing
+from lvo_tf.common import io_utils
 
 
 def write_section(output_dir: str, section: str, result: dict, table: str, command: str) -> None:

@@ -11,9 +11,10 @@ import time
 import numpy as np
 from absl import logging
 
-from lvo_tf import default_model, io_utils
 from lvo_tf import models as lvo_models
+from lvo_tf import shipped
 from lvo_tf.benchmarks import timing
+from lvo_tf.common import io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers, synthetic
 from lvo_tf.inference import crf, run
@@ -42,7 +43,7 @@ def segment_probe(
     network with random weights.
     Run it in a fresh process (`bench_segment`)."""
     if preset == "default":
-        model, info = default_model.load()
+        model, info = shipped.load()
         flow_method = info["flow_method"]
     else:
         model, flow_method = lvo_models.build_lvo(preset), flow_lib.DEFAULT_METHOD
@@ -158,7 +159,7 @@ def bench_segment(variants=None, repeats: int = 3) -> list[dict]:
     fresh process so that its peak memory is its own; by default the shipped
     model at its manifest's processing height and at 854x480, and `paper`."""
     if variants is None:
-        height = default_model.manifest()["process_height"]
+        height = shipped.manifest()["process_height"]
         variants = (("default", height, 60), ("default", None, 40), ("paper", None, 8))
     results = []
     for preset, process_height, frames in variants:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 from absl import logging
 
-from lvo_tf import default_model
+from lvo_tf import shipped
 from lvo_tf.data import features as features_lib
 from lvo_tf.data import readers
 from lvo_tf.models import build_lvo, weights
@@ -63,7 +63,7 @@ class StreamsSpec:
 
         self.check()
         if self.weights:
-            model, info = default_model.resolve(self.weights, self.preset)
+            model, info = shipped.resolve(self.weights, self.preset)
         else:
             model, info = build_lvo(self.preset), None
         if self.appearance_weights:

@@ -20,7 +20,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from lvo_tf import io_utils
+from lvo_tf.common import io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.models.config import OUTPUT_STRIDE, PAD_MULTIPLE
 from lvo_tf.models.streams import build_streams_from_trunk, build_trunk_clip

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from absl import logging
 
-from lvo_tf import io_utils
+from lvo_tf.common import io_utils
 
 FLO_MAGIC = 202021.25  # "PIEH" as a little-endian float32
 MAX_FLO_SIDE = 100_000

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from lvo_tf import flag_values
+from lvo_tf.common import flag_values
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 

@@ -25,7 +25,7 @@ import os
 import cv2
 import numpy as np
 
-from lvo_tf import io_utils
+from lvo_tf.common import io_utils
 from lvo_tf.data import readers
 
 LAYOUT = readers.RESOLUTION

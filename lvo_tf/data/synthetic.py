@@ -39,7 +39,7 @@ import os
 import cv2
 import numpy as np
 
-from lvo_tf import io_utils
+from lvo_tf.common import io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data.textures import texture
 

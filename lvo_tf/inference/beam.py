@@ -21,7 +21,8 @@ import time
 
 import apache_beam as beam
 
-from lvo_tf import cli, default_model
+from lvo_tf import shipped
+from lvo_tf.common import cli
 from lvo_tf.data import extraction, readers
 from lvo_tf.data import features as features_lib
 from lvo_tf.inference import jobs
@@ -201,7 +202,7 @@ class ExtractVideoFeatures(beam.DoFn):
         model, info = self.spec.streams.load()
         self.run = extraction.runner(model, self.spec.streams.trunk_only)
         self.cache = features_lib.FeatureCache(self.spec.output_dir)
-        method = self.spec.flow_method or default_model.flow_method(info)
+        method = self.spec.flow_method or shipped.flow_method(info)
         self.flows = features_lib.flow_cache(self.spec.flow_dir, self.spec.height, method)
 
     def process(self, name: str):

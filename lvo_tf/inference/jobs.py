@@ -24,7 +24,8 @@ from collections.abc import Iterable
 import numpy as np
 from absl import logging
 
-from lvo_tf import default_model, io_utils
+from lvo_tf import shipped
+from lvo_tf.common import io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 from lvo_tf.inference import run
@@ -248,9 +249,9 @@ def load_model(
         return RunModel(None, height, flow_method or flow_lib.DEFAULT_METHOD, {"model": None})
     bare = (
         weights
-        and weights not in default_model.SHIPPED
+        and weights not in shipped.SHIPPED
         and os.path.isfile(weights)
-        and not default_model.manifest_beside(weights)
+        and not shipped.manifest_beside(weights)
     )
     unstated = [
         f for f, given in (("--preset", preset_given), ("--flow_method", flow_given)) if not given
@@ -262,11 +263,11 @@ def load_model(
             "--process_height) to run it with settings you choose, or package it with "
             "`python -m lvo_tf.package_default`"
         )
-    model, info = default_model.resolve(weights, preset, allow_random)
+    model, info = shipped.resolve(weights, preset, allow_random)
     if info and height is None:
         height = info["process_height"]
-    if weights and weights not in default_model.SHIPPED:
-        weights_sha = default_model.sha256(weights)
+    if weights and weights not in shipped.SHIPPED:
+        weights_sha = shipped.sha256(weights)
     else:
         weights_sha = info["sha256"] if info else "untrained"
     record = {
@@ -276,9 +277,7 @@ def load_model(
         "config": (info or {}).get("config"),
         "summary": (info or {}).get("summary"),
     }
-    return RunModel(
-        LVORunner(model), height, flow_method or default_model.flow_method(info), record
-    )
+    return RunModel(LVORunner(model), height, flow_method or shipped.flow_method(info), record)
 
 
 def settings(options, model: RunModel) -> dict:

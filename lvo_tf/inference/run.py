@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from lvo_tf import io_utils
+from lvo_tf.common import io_utils
 from lvo_tf.inference import baseline, crf
 from lvo_tf.inference.prefetch import InlineInputs, Prefetcher
 from lvo_tf.inference.segmenter import LVORunner, StageTimes, segment_windows

@@ -34,7 +34,7 @@ import h5py
 import keras
 import numpy as np
 
-from lvo_tf import io_utils
+from lvo_tf.common import io_utils
 from lvo_tf.models.deeplab_large_fov import VGG16_BLOCKS, VGG_CONV_NAMES
 
 PARTS = ("deeplab", "appearance", "motion", "memory")

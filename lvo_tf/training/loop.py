@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
-from lvo_tf import io_utils
-from lvo_tf.flag_values import parse_crop
+from lvo_tf.common import io_utils
+from lvo_tf.common.flag_values import parse_crop
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lvo_tf import default_model
+from lvo_tf import shipped
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data.features import STREAMS, stream_mask
 from lvo_tf.data.pipeline import ClipConfig, DiskFrameSource, FeatureSource, clip_dataset
@@ -171,7 +171,7 @@ def _initial_memory(config: TrainConfig) -> keras.Model:
     """The memory part of `config.init_weights`' model; ValueError when its
     shapes differ from the preset's memory."""
 
-    model, _ = default_model.resolve(config.init_weights, config.preset)
+    model, _ = shipped.resolve(config.init_weights, config.preset)
     memory = weights.get_part(model, "memory")
     ours = build_memory(resolve_config(config.preset))
     if [w.shape for w in memory.weights] != [w.shape for w in ours.weights]:

@@ -29,7 +29,8 @@ import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
-from lvo_tf import default_model, flag_values
+from lvo_tf import shipped
+from lvo_tf.common import flag_values
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
 from lvo_tf.data.pipeline import AppearanceSource, MotionSource, TrunkSource, example_dataset
@@ -107,7 +108,7 @@ class StreamTrainConfig:
             raise ValueError(f"positive_weight must be positive; got {self.positive_weight}")
         if (
             self.init_weights
-            and self.init_weights not in default_model.SHIPPED
+            and self.init_weights not in shipped.SHIPPED
             and not os.path.isfile(self.init_weights)
         ):
             raise ValueError(f"init_weights: no such file {self.init_weights!r}")
@@ -135,7 +136,7 @@ def _initial_stream(config: StreamTrainConfig, part: str):
     """The `part` sub-model of `config.init_weights`' model (None without)."""
     if not config.init_weights:
         return None
-    model, _ = default_model.resolve(config.init_weights, config.preset)
+    model, _ = shipped.resolve(config.init_weights, config.preset)
     return weights.get_part(model, part)
 
 

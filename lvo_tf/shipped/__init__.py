@@ -1,6 +1,6 @@
 """The models lvo_tf ships, by name: `synthetic` (the default) and `davis`.
 
-| name | files in `lvo_tf/weights/` | trained on |
+| name | files in `lvo_tf/shipped/` | trained on |
 |---|---|---|
 | `synthetic` (default) | `lite_synthetic.weights.h5`, `.json` | the synthetic world only |
 | `davis` | `davis.weights.npz`, `davis.json` | DAVIS-2016 train (real video) |
@@ -39,7 +39,7 @@ from lvo_tf.data import synthetic
 if TYPE_CHECKING:  # importing this module does not load TensorFlow (the ONNX client)
     import keras
 
-WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+WEIGHTS_DIR = os.path.dirname(os.path.abspath(__file__))  # the files sit beside this module
 # Shipped name -> file stem in WEIGHTS_DIR.
 SHIPPED = {"synthetic": "lite_synthetic", "davis": "davis"}
 DEFAULT = "synthetic"

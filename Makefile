@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup test test-fast lint demo bench default-weights synthetic-weights davis-weights \
+.PHONY: setup test test-fast lint demo bench default-weights synthetic-weights davis-weights fast-weights \
 	ablations davis-ablations davis-cv clean
 
 setup: $(STAMP)
@@ -100,9 +100,16 @@ synthetic-weights: $(STAMP)
 		--output_dir=$(W)/features/val
 	$(PY) -m lvo_tf.train --flagfile=flags/synthetic_memory.flags
 	$(PY) -m lvo_tf.package_default --flagfile=flags/synthetic_package.flags
+	$(MAKE) fast-weights
 	mkdir -p docs/synthetic_model
 	for run in mpnet appearance memory; do cp $(W)/$$run/training_curves.png \
 		docs/synthetic_model/curves_$$run.png; done
+
+# The fast model, `fast` (lvo_tf/shipped/fast.json): the synthetic model's network and
+# weights file at 240 rows with a 3-step CRF (flags/fast_package.flags says why). Writes the
+# manifest only, in seconds; `make synthetic-weights` runs it after repackaging `synthetic`.
+fast-weights: $(STAMP)
+	$(PY) -m lvo_tf.package_default --flagfile=flags/fast_package.flags
 
 # The paper's ablations of the `davis` model, each memory variant trained with its budget
 # on the same features (needs `make davis-weights` first), into docs/davis_model: scored on

@@ -2,9 +2,15 @@ r"""Assembles a shipped model from its training runs and ships it in the package
 
     python -m lvo_tf.package_default --flagfile=flags/synthetic_package.flags  # `synthetic`
     python -m lvo_tf.package_default --flagfile=flags/davis_package.flags      # `davis`
+    python -m lvo_tf.package_default --flagfile=flags/fast_package.flags       # `fast`
 
-(the last steps of `make synthetic-weights` and `make davis-weights`; the work
-itself: lvo_tf/experiments/packaging.py).
+(the last steps of `make synthetic-weights` and `make davis-weights`, and all
+of `make fast-weights`; the work itself: lvo_tf/experiments/packaging.py).
+
+With `--derive_from=<shipped model>` nothing is trained or read from
+--work_dir: it writes only `<name>.json`, the shipped model's network and
+weights file run at --process_height, --flow_method and the --crf_* settings
+(`packaging.derive`; the fast model).
 
 Reads the three runs under --work_dir (`mpnet/motion.weights.h5`,
 `appearance/appearance.weights.h5`, `memory/memory.weights.h5`) and the
@@ -66,11 +72,47 @@ _FLOW_METHOD = flags.DEFINE_enum(
     "Flow the model runs on (default: the flow its MP-Net run trained on, `train_mpnet "
     f"--flow`; {flow_lib.DEFAULT_METHOD} if that was ground truth).",
 )
+_DERIVE_FROM = flags.DEFINE_enum(
+    "derive_from",
+    None,
+    sorted(shipped.SHIPPED),
+    "Ship that model's network and weights file with other run settings (writes the "
+    "manifest only).",
+)
+_CRF_ITERATIONS = flags.DEFINE_integer(
+    "crf_iterations", None, "With --derive_from: mean-field steps of its CRF.", lower_bound=1
+)
+_CRF_CROP_THRESHOLD = flags.DEFINE_float(
+    "crf_crop_threshold",
+    None,
+    "With --derive_from: its CRF runs on the box around pixels above this probability.",
+)
+
+
+def _crf_settings() -> dict:
+    """The CRF settings given (those not given stay segment's defaults)."""
+    given = {"iterations": _CRF_ITERATIONS.value, "crop_threshold": _CRF_CROP_THRESHOLD.value}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def main(argv):
     del argv
     try:
+        if _DERIVE_FROM.value:
+            packaging.derive(
+                _DERIVE_FROM.value,
+                _NAME.value,
+                _OUTPUT_DIR.value,
+                _PROCESS_HEIGHT.value if _PROCESS_HEIGHT.present else None,
+                _FLOW_METHOD.value,
+                _crf_settings(),
+            )
+            return
+        if _crf_settings():
+            raise ValueError(
+                "--crf_iterations and --crf_crop_threshold go with --derive_from (a trained "
+                "package refines with the default CRF)"
+            )
         packaging.package(
             _WORK_DIR.value,
             _NAME.value,

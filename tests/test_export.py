@@ -237,19 +237,22 @@ def test_saved_model_binary(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_default_model_is_what_gets_exported_without_weights(tmp_path):
+@pytest.mark.parametrize("name", [None, "fast"])
+def test_the_default_model_is_what_gets_exported_without_weights(tmp_path, name):
     """No --weights: the shipped default model, checked against Keras by the
-    binary itself; here also against shipped.load() directly."""
+    binary itself; here also against shipped.load() directly. The same for
+    --weights=fast (its network: processing height and CRF are segment's)."""
     from lvo_tf import shipped
 
     base = tmp_path / "servables" / "default"
     proc = subprocess.run(
-        [sys.executable, "-m", "export.saved_model", f"--export_dir={base}"],
+        [sys.executable, "-m", "export.saved_model", f"--export_dir={base}"]
+        + ([f"--weights={name}"] if name else []),
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    model, _ = shipped.load()
+    model, _ = shipped.load(name=name or shipped.DEFAULT)
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 256, (1, 3, 48, 64, 3)).astype("uint8")
     flow = rng.normal(0, 2, (1, 3, 48, 64, 2)).astype("float32")

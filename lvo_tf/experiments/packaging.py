@@ -9,6 +9,7 @@ from absl import logging
 from lvo_tf import shipped
 from lvo_tf.common import io_utils
 from lvo_tf.data import flow as flow_lib
+from lvo_tf.inference import crf as crf_lib
 from lvo_tf.models import build_lvo, resolve_config, weights
 
 
@@ -131,4 +132,40 @@ def package(
     }
     io_utils.write_json(os.path.join(output_dir, name + ".json"), manifest)
     logging.info("Shipped %s (%.1f MB): %s", path, manifest["bytes"] / 1e6, manifest["summary"])
+    return manifest
+
+
+def derive(
+    source: str,
+    name: str,
+    output_dir: str = shipped.WEIGHTS_DIR,
+    process_height: int | None = None,
+    flow_method: str | None = None,
+    crf: dict | None = None,
+) -> dict:
+    """Ships `name`: shipped model `source`'s network and weights file (not
+    copied: the new manifest names it and its SHA-256) run with other
+    settings: processing height, flow method, CRF settings (`CRFParams`
+    fields). Writes `<name>.json` into `output_dir`, atomically, and returns
+    it. The source's measured accuracy is not carried over (it was measured
+    with the source's settings)."""
+    info = shipped.manifest(output_dir, source)
+    crf = dict(crf or {})
+    shipped.crf_settings({"name": name, "crf": crf})  # unknown or bad settings fail here
+    crf_lib.CRFParams(**crf)  # and values out of range
+    height = process_height or info["process_height"]
+    method = flow_method or info["flow_method"]
+    manifest = {k: v for k, v in info.items() if k != "metrics"}
+    steps = f"; CRF {', '.join(f'{k} {v:g}' for k, v in sorted(crf.items()))}" if crf else ""
+    manifest.update(
+        name=name,
+        process_height=height,
+        flow_method=method,
+        crf=crf,
+        derived_from={"model": source, "name": info["name"], "sha256": info["sha256"]},
+        reproduce=f"{info.get('reproduce', 'make synthetic-weights')}, then make {name}-weights",
+        summary=f"{source}'s network and weights at up to {height} rows, {method} flow{steps}",
+    )
+    io_utils.write_json(os.path.join(output_dir, name + ".json"), manifest)
+    logging.info("Shipped %s: %s", name, manifest["summary"])
     return manifest

@@ -1,18 +1,21 @@
-"""The models lvo_tf ships, by name: `synthetic` (the default) and `davis`.
+"""The models lvo_tf ships, by name: `synthetic` (the default), `davis`, `fast`.
 
 | name | files in `lvo_tf/shipped/` | trained on |
 |---|---|---|
 | `synthetic` (default) | `lite_synthetic.weights.h5`, `.json` | the synthetic world only |
 | `davis` | `davis.weights.npz`, `davis.json` | DAVIS-2016 train (real video) |
+| `fast` | `fast.json` (`synthetic`'s weights) | as `synthetic`; 240 rows, CRF on the box |
 
 `make synthetic-weights` (alias `make default-weights`) trains `synthetic`
 and `make davis-weights` trains `davis` from nothing with the project's own
-binaries (README, "The default model", "The DAVIS model"). The default is
+binaries; `make fast-weights` writes `fast`'s manifest from `synthetic`'s
+(README, "The synthetic model", "The DAVIS model", "The fast model"). The default is
 the one that scores higher on the held-out DAVIS-2016 train fold through
 `segment` (README). `package_default` writes each as a weights file and a
 manifest: the network (`config`), the height it processes frames at
 (`process_height`: taller frames are shrunk to it), the flow method it
-learned the noise of, every training command and seed, the files' SHA-256,
+learned the noise of, the CRF settings `segment` refines with (`crf`, if
+not the defaults), every training command and seed, the files' SHA-256,
 its measured accuracy, and its outputs on a fixed clip.
 
 Weight files: `<stem>.weights.h5` holds the whole model; `<stem>.weights.npz`
@@ -41,7 +44,7 @@ if TYPE_CHECKING:  # importing this module does not load TensorFlow (the ONNX cl
 
 WEIGHTS_DIR = os.path.dirname(os.path.abspath(__file__))  # the files sit beside this module
 # Shipped name -> file stem in WEIGHTS_DIR.
-SHIPPED = {"synthetic": "lite_synthetic", "davis": "davis"}
+SHIPPED = {"synthetic": "lite_synthetic", "davis": "davis", "fast": "fast"}
 DEFAULT = "synthetic"
 NAME = SHIPPED[DEFAULT]
 # The --weights help of the binaries that run a whole model.
@@ -173,6 +176,37 @@ def flow_method(info: dict | None) -> str:
     """The optical flow a packaged model learned the noise of (its manifest's
     `flow_method`); the project's default method when there is no manifest."""
     return (info or {}).get("flow_method", flow_lib.DEFAULT_METHOD)
+
+
+CRF_SETTINGS = (
+    "gaussian_sxy",
+    "gaussian_compat",
+    "bilateral_sxy",
+    "bilateral_srgb",
+    "bilateral_compat",
+    "iterations",
+    "crop_threshold",
+)
+
+
+def crf_settings(info: dict | None) -> dict:
+    """The dense-CRF settings a manifest asks `segment` to refine with (its
+    `crf`: a subset of `CRFParams`' fields; {} for the defaults).
+    ValueError naming an unknown setting or a value that is not a number."""
+    settings = dict((info or {}).get("crf") or {})
+    unknown = sorted(set(settings) - set(CRF_SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"model {(info or {}).get('name')!r}: unknown CRF settings {unknown} in its "
+            f"manifest (known: {', '.join(CRF_SETTINGS)})"
+        )
+    for key, value in settings.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(
+                f"model {(info or {}).get('name')!r}: CRF setting {key!r} in its manifest "
+                f"must be a number; got {value!r}"
+            )
+    return settings
 
 
 def client_flow_method(given: str | None) -> str:

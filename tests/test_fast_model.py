@@ -1,0 +1,145 @@
+"""The fast model (`segment --weights=fast`): a shipped manifest that runs the
+synthetic model's network and weights at 240 rows with the CRF on the box
+around the object, the cropped CRF itself, and how a manifest's CRF
+settings reach `segment` and `segment_beam`."""
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from lvo_tf import shipped
+from lvo_tf.data import flow as flow_lib
+from lvo_tf.data import synthetic
+from lvo_tf.experiments import packaging
+from lvo_tf.inference import crf, jobs, run
+from lvo_tf.inference.segmenter import LVORunner
+
+
+def test_fast_runs_the_synthetic_network_with_its_own_settings():
+    fast, synthetic = shipped.manifest(name="fast"), shipped.manifest(name="synthetic")
+    assert shipped.weights_path(name="fast") == shipped.weights_path(name="synthetic")
+    assert fast["sha256"] == synthetic["sha256"] == fast["derived_from"]["sha256"]
+    assert fast["config"] == synthetic["config"]
+    assert fast["process_height"] == 240 < synthetic["process_height"]
+    assert shipped.crf_settings(fast) == {"crop_threshold": 0.05}
+    assert shipped.crf_settings(synthetic) == {}  # the defaults
+    assert "metrics" not in fast  # measured with the synthetic model's settings
+
+
+def test_derive_writes_only_a_manifest_and_checks_its_crf(tmp_path):
+    for name in ("synthetic",):
+        info = shipped.manifest(name=name)
+        for file in (info["weights"], shipped.SHIPPED[name] + ".json"):
+            os.symlink(os.path.join(shipped.WEIGHTS_DIR, file), tmp_path / file)
+    before = set(os.listdir(tmp_path))
+    made = packaging.derive("synthetic", "fast", str(tmp_path), 120, "dis_fast", {"iterations": 2})
+    assert set(os.listdir(tmp_path)) - before == {"fast.json"}
+    assert json.loads((tmp_path / "fast.json").read_text()) == made
+    assert (made["process_height"], made["flow_method"], made["crf"]) == (
+        120,
+        "dis_fast",
+        {"iterations": 2},
+    )
+    model, info = shipped.load(str(tmp_path), "fast")  # the SHA-256 check passes
+    assert info["weights"] == shipped.manifest(name="synthetic")["weights"]
+    with pytest.raises(ValueError, match="unknown CRF settings \\['steps'\\]"):
+        packaging.derive("synthetic", "fast", str(tmp_path), crf={"steps": 2})
+    with pytest.raises(ValueError, match="'iterations' .* must be a number"):
+        shipped.crf_settings({"name": "x", "crf": {"iterations": "3"}})
+
+
+def test_flags_set_on_the_command_line_win_over_the_manifest():
+    model = jobs.RunModel(None, 240, "dis_fine", {}, {"iterations": 3, "bilateral_srgb": 8.0})
+    options = run.SegmentOptions(crf=crf.CRFParams())
+    got = jobs.with_model_crf(options, model).crf
+    assert (got.iterations, got.bilateral_srgb, got.gaussian_sxy) == (3, 8.0, 3.0)
+    got = jobs.with_model_crf(options, model, {"iterations": 1}).crf
+    assert (got.iterations, got.bilateral_srgb) == (1, 8.0)
+    assert jobs.with_model_crf(run.SegmentOptions(crf=None), model).crf is None  # --nocrf
+    with pytest.raises(ValueError, match="crf_iterations must be at least 1"):
+        jobs.with_model_crf(options, jobs.RunModel(None, 1, "dis_fine", {}, {"iterations": 0}))
+
+
+def _segment(args):
+    command = [sys.executable, "-m", "lvo_tf.segment", *args]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def test_segment_weights_fast_refines_with_its_manifests_crf(tmp_path):
+    """--weights=fast: the masks are the synthetic network's probabilities
+    refined by the CRF cropped at 0.05 (an in-process reference);
+    --crf_iterations=1 overrides the manifest's steps but keeps its crop,
+    and its masks are the 1-step cropped reference's."""
+    video = synthetic.render_video(np.random.default_rng(7), shipped.REGRESSION_WORLD)
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    for t, frame in enumerate(video.frames):
+        cv2.imwrite(str(frames_dir / f"{t:05d}.png"), frame[..., ::-1])
+    runs = {}
+    for name, extra in (("fast", []), ("one", ["--crf_iterations=1"])):
+        out = tmp_path / name
+        proc = _segment(
+            [f"--input={frames_dir}", f"--output_dir={out}", "--weights=fast", "--nooverlay"]
+            + extra
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[name] = json.loads((out / "segment_summary.json").read_text())["settings"]
+    assert runs["fast"]["crf"]["iterations"] == 5 and runs["one"]["crf"]["iterations"] == 1
+    assert runs["fast"]["crf"]["crop_threshold"] == runs["one"]["crf"]["crop_threshold"] == 0.05
+    assert runs["fast"]["model"] == "fast" and runs["fast"]["process_height"] == 240
+    model, info = shipped.load(name="fast")
+    reference = LVORunner(model)
+    frames = video.frames  # 96 rows: below 240, processed at their own size
+    flow = flow_lib.clip_flow(frames, info["flow_method"])
+    p = reference.upsample(reference.coarse(reference.features(frames, flow)), frames)
+    refined = {}
+    for steps in (1, 5):
+        params = crf.CRFParams(iterations=steps, crop_threshold=0.05)
+        refined[steps] = [run.to_mask(p[t], f, f, params) for t, f in enumerate(frames)]
+    for name, steps in (("fast", 5), ("one", 1)):
+        for t in range(len(frames)):
+            mask = cv2.imread(str(tmp_path / name / f"{t:05d}.png"), cv2.IMREAD_GRAYSCALE)
+            assert np.mean((mask > 127) != refined[steps][t]) < 0.002, (name, t)
+    # The reference tells the step counts apart on this clip.
+    assert sum(np.sum(a != b) for a, b in zip(refined[1], refined[5], strict=True)) > 20
+
+
+def test_crop_box_is_the_box_above_the_threshold_widened_within_the_frame():
+    p = np.zeros((40, 60), np.float32)
+    assert crf.crop_box(p, 0.05, 3) is None
+    p[10:15, 20:31] = 0.9
+    p[30, 50] = 0.06  # one pixel just above: it widens the box
+    assert crf.crop_box(p, 0.05, 3) == (slice(7, 34), slice(17, 54))
+    assert crf.crop_box(p, 0.1, 3) == (slice(7, 18), slice(17, 34))
+    assert crf.crop_box(p, 0.05, 100) == (slice(0, 40), slice(0, 60))
+
+
+def test_the_cropped_crf_is_the_full_crf_inside_its_box_and_the_input_outside():
+    """Two objects on a textured background: with crop_threshold 0 the
+    marginal is the whole-frame CRF's; cropped, it equals the CRF run on the
+    box alone (an independent call) inside and the input probability outside,
+    and its mask differs from the whole-frame CRF's in few pixels."""
+    rng = np.random.default_rng(3)
+    h, w = 120, 200
+    frame = rng.integers(90, 110, size=(h, w, 3)).astype(np.uint8)
+    frame[40:70, 120:160] = (200, 40, 40)
+    p = np.full((h, w), 0.02, np.float32)
+    p[38:72, 118:162] = 0.8
+    p[60:64, 10:14] = 0.03  # below the threshold: left as it is
+    p += rng.uniform(0, 0.01, size=p.shape).astype(np.float32)
+    full = crf.marginal(frame, p, crf.CRFParams(bilateral_sxy=10))
+    cropped = crf.marginal(frame, p, crf.CRFParams(bilateral_sxy=10, crop_threshold=0.05))
+    box = (slice(28, 82), slice(108, 172))  # 10 pixels around the 0.8 square
+    assert crf.crop_box(p, 0.05, 10) == box
+    alone = crf.marginal(frame[box], p[box], crf.CRFParams(bilateral_sxy=10))
+    np.testing.assert_array_equal(cropped[box], alone)
+    outside = np.ones((h, w), bool)
+    outside[box] = False
+    np.testing.assert_array_equal(cropped[outside], p[outside])
+    assert np.mean((cropped > 0.5) != (full > 0.5)) < 0.002
+    assert np.mean((full > 0.5) != (p > 0.5)) > 0.002  # the CRF did change the mask

@@ -1,5 +1,6 @@
 """FLOP accounting and the benchmark sections (lvo_tf/benchmarks, export/benchmark), tiny."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 
 from export import speed as export_speed
 from lvo_tf.benchmarks import convgru, pipeline, segment, stages, timing, training
+from lvo_tf.inference import crf
 
 
 def test_flop_counts_match_hand_count():
@@ -219,10 +221,17 @@ def test_segment_probe_small():
         assert e["vs_sum_of_stages"] == pytest.approx(e["seconds_per_frame"] / r["sum_of_stages"])
         assert e["stage_seconds_per_frame"]["flow"] > 0
     assert 0 < r["crf_seconds_per_frame"] and 0 < r["crf_full_size_seconds_per_frame"]
+    with_crf = r["end_to_end_crf"]
+    assert with_crf["frames_per_second"] == pytest.approx(1 / with_crf["seconds_per_frame"])
+    assert with_crf["stage_seconds_per_frame"]["crf"] > 0  # the CRF ran, on every frame
+    assert r["end_to_end"]["32"]["stage_seconds_per_frame"].get("crf", 0) == 0
+    assert r["crf"] == dataclasses.asdict(crf.CRFParams())  # the default model's: the defaults
     assert r["peak_memory_mib"] > 100
     r2 = {**r, "preset": "paper", "process_height": 24}
-    table = segment.segment_markdown([r, r2])
+    r3 = {**r, "preset": "fast", "crf": {**r["crf"], "crop_threshold": 0.05}}
+    table = segment.segment_markdown([r, r2, r3])
     assert "| default (shipped) | 854x480 | 5 |" in table and "| paper | 24 rows |" in table
+    assert "(5-step CRF) |" in table and "(5-step CRF on the box above 0.05) |" in table
 
 
 def test_in_fresh_process_returns_the_call_of_another_process():

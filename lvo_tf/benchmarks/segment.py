@@ -4,6 +4,7 @@ sum, the dense CRF and the peak memory, each variant in a fresh process."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -38,13 +39,18 @@ def segment_probe(
     each stage alone on the same data, their per-frame sum (memory counted
     once per window frame, as the overlapping windows run it), the dense CRF
     (not part of the default), and the process's peak resident memory
-    while segmenting (model loaded, functions traced; Linux VmHWM).
-    `preset` "default" is the shipped default model; a preset name, that
-    network with random weights.
+    while segmenting (model loaded, functions traced; Linux VmHWM). Also
+    end to end with the CRF the model refines with (its manifest's
+    settings), inputs prefetched: what `segment` runs by default, after
+    start-up (the marginal rate).
+    `preset` "default" is the shipped default model, a shipped model's name
+    (`fast`) that model; a preset name, that network with random weights.
     Run it in a fresh process (`bench_segment`)."""
-    if preset == "default":
-        model, info = shipped.load()
+    crf_params = crf.CRFParams()
+    if preset == "default" or preset in shipped.SHIPPED:
+        model, info = shipped.load(name=shipped.DEFAULT if preset == "default" else preset)
         flow_method = info["flow_method"]
+        crf_params = crf.CRFParams(**shipped.crf_settings(info))
     else:
         model, flow_method = lvo_models.build_lvo(preset), flow_lib.DEFAULT_METHOD
     runner = LVORunner(model, stream_batch=stream_batch)
@@ -53,7 +59,8 @@ def segment_probe(
     video = synthetic.render_video(np.random.default_rng(0), world)
     result = {
         "preset": preset,
-        "weights": "shipped" if preset == "default" else "random",
+        "weights": "shipped" if preset == "default" or preset in shipped.SHIPPED else "random",
+        "crf": dataclasses.asdict(crf_params),
         "frame": [height, width],
         "process_height": process_height,
         "frames": frames,
@@ -73,7 +80,7 @@ def segment_probe(
             paths.append(os.path.join(tmp, stem + ".jpg"))
             io_utils.write_image(paths[-1], frame[..., ::-1])
 
-        def end_to_end(run_dir, n, ahead):
+        def end_to_end(run_dir, n, ahead, options=options):
             flows = flow_lib.FlowCache(os.path.join(run_dir, "flow"), flow_method)
             times = StageTimes()
             start = time.perf_counter()
@@ -107,6 +114,17 @@ def segment_probe(
                 "stage_seconds_per_frame": {k: v / frames for k, v in vars(times).items()},
             }
         result["peak_memory_mib"] = timing.peak_rss_mib()  # of the process, while segmenting
+        with_crf = dataclasses.replace(options, crf=crf_params)
+        runs = []
+        for r in range(repeats):
+            logging.info("segment %s with its CRF: run %d/%d", preset, r + 1, repeats)
+            runs.append(end_to_end(os.path.join(tmp, f"crf_{r}"), frames, 32, with_crf))
+        seconds, times = sorted(runs, key=lambda x: x[0])[len(runs) // 2]
+        result["end_to_end_crf"] = {
+            "seconds_per_frame": seconds / frames,
+            "frames_per_second": frames / seconds,
+            "stage_seconds_per_frame": {k: v / frames for k, v in vars(times).items()},
+        }
 
         # Each stage alone, on the same frames.
         def timed(fn):
@@ -142,10 +160,10 @@ def segment_probe(
         # its marginal upsampled (and, for reference, at the video's size).
         full_p = run.resize_probability(p, originals[0].shape[:2])
         result["crf_seconds_per_frame"] = timed(
-            lambda: run.to_mask(p, small[0], originals[0], crf.CRFParams())
+            lambda: run.to_mask(p, small[0], originals[0], crf_params)
         )
         result["crf_full_size_seconds_per_frame"] = timed(
-            lambda: crf.refine(originals[0], full_p, crf.CRFParams())
+            lambda: crf.refine(originals[0], full_p, crf_params)
         )
         result["stage_seconds_per_frame"] = stages
         result["sum_of_stages"] = sum(stages.values())
@@ -157,10 +175,17 @@ def segment_probe(
 def bench_segment(variants=None, repeats: int = 3) -> list[dict]:
     """`segment_probe` for each (preset, process height, frames), each in a
     fresh process so that its peak memory is its own; by default the shipped
-    model at its manifest's processing height and at 854x480, and `paper`."""
+    default and fast models at their manifests' processing heights, the
+    default at 854x480, and `paper`."""
     if variants is None:
         height = shipped.manifest()["process_height"]
-        variants = (("default", height, 60), ("default", None, 40), ("paper", None, 8))
+        fast = shipped.manifest(name="fast")["process_height"]
+        variants = (
+            ("default", height, 60),
+            ("fast", fast, 60),
+            ("default", None, 40),
+            ("paper", None, 8),
+        )
     results = []
     for preset, process_height, frames in variants:
         results.append(
@@ -177,18 +202,27 @@ def bench_segment(variants=None, repeats: int = 3) -> list[dict]:
     return results
 
 
+def _crf_name(settings: dict) -> str:
+    name = f"{settings['iterations']}-step CRF"
+    if settings.get("crop_threshold"):
+        name += f" on the box above {settings['crop_threshold']:g}"
+    return name
+
+
 def segment_markdown(results: list[dict]) -> str:
     lines = [
-        "| model | processed at | frames | end to end (`--nocrf`), inputs inline: frames/s | "
+        "| model | processed at | frames | **with its CRF, prefetched: frames/s** | "
+        "end to end (`--nocrf`), inputs inline: frames/s | "
         "inputs prefetched: frames/s | speed-up | sum of stages, s / frame | "
         "end to end (prefetched) vs sum | peak memory (MiB) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         inline, ahead = r["end_to_end"]["0"], r["end_to_end"]["32"]
         size = f"{r['process_height']} rows" if r["process_height"] else "854x480"
         lines.append(
             f"| {r['preset']} ({r['weights']}) | {size} | {r['frames']} | "
+            f"**{r['end_to_end_crf']['frames_per_second']:.2f}** ({_crf_name(r['crf'])}) | "
             f"{inline['frames_per_second']:.2f} | {ahead['frames_per_second']:.2f} | "
             f"{inline['seconds_per_frame'] / ahead['seconds_per_frame']:.2f}x | "
             f"{r['sum_of_stages']:.3f} | {ahead['vs_sum_of_stages']:.2f}x | "
@@ -201,7 +235,7 @@ def segment_markdown(results: list[dict]) -> str:
         "",
         "| model | processed at | "
         + " | ".join(names)
-        + " | CRF at the processing size (the default) | CRF at the video's size |",
+        + " | its CRF at the processing size (the default) | at the video's size |",
         "|---|---|" + "---|" * len(names) + "---|---|",
     ]
     for r in results:

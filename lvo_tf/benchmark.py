@@ -16,19 +16,31 @@ the peak memory the step adds, each in a fresh process); `segment`
 (`segment` end to end on an 854x480 video, inputs prepared inline and on a
 prefetch thread, next to each stage alone, the sum of the stages, the CRF and
 the peak memory: the default model at its processing height and at full
-size, `paper` at full size, each in a fresh process). The `export` section
+size, `paper` at full size, each in a fresh process); `marginal` (the
+default and the fast model side by side on real 854x480 video, the way
+`segment` runs each, after start-up; skipped without the DAVIS-2016 train
+frames, `$LVO_DAVIS_TRAIN`). The `export` section
 (Keras eager, SavedModel, XLA, ONNX Runtime) is `python -m export.benchmark`.
 """
 
 from absl import app, flags, logging
 
-from lvo_tf.benchmarks import convgru, pipeline, report, segment, stages, timing, training
+from lvo_tf.benchmarks import (
+    convgru,
+    marginal,
+    pipeline,
+    report,
+    segment,
+    stages,
+    timing,
+    training,
+)
 from lvo_tf.common import cli
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "docs/bench", "Where JSON and Markdown go.")
 _SECTIONS = flags.DEFINE_list(
     "sections",
-    ["convgru", "stages", "segment", "pipeline", "training"],
+    ["convgru", "stages", "segment", "marginal", "pipeline", "training"],
     "Which benchmarks to run (the export one is `python -m export.benchmark`).",
 )
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (median).", lower_bound=1)
@@ -66,6 +78,7 @@ _SECTION_FNS = {
         lambda repeats: {"runs": segment.bench_segment(repeats=repeats)},
         lambda result: segment.segment_markdown(result["runs"]),
     ),
+    "marginal": (marginal.bench_marginal, marginal.marginal_markdown),
 }
 
 

@@ -4,11 +4,14 @@ import dataclasses
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
 from export import speed as export_speed
-from lvo_tf.benchmarks import convgru, pipeline, segment, stages, timing, training
+from lvo_tf import shipped
+from lvo_tf.benchmarks import convgru, marginal, pipeline, segment, stages, timing, training
+from lvo_tf.data import synthetic
 from lvo_tf.inference import crf
 
 
@@ -241,3 +244,29 @@ def test_in_fresh_process_returns_the_call_of_another_process():
     assert got == timing.conv_flops(4, 5, 3, 2, 7)
     with pytest.raises(RuntimeError, match="the broken probe failed"):
         timing.in_fresh_process("lvo_tf.benchmarks.timing", "conv_flops", what="the broken probe")
+
+
+def test_marginal_probe_on_a_small_davis_layout(tmp_path):
+    """The marginal rate of the fast model on a tiny DAVIS-layout sequence:
+    every frame counted once, rates consistent with each other, its CRF run."""
+    video = synthetic.render_video(np.random.default_rng(1), shipped.REGRESSION_WORLD)
+    folder = tmp_path / "JPEGImages" / "480p" / "clip"
+    folder.mkdir(parents=True)
+    for t, frame in enumerate(video.frames[:6]):
+        cv2.imwrite(str(folder / f"{t:05d}.jpg"), frame[..., ::-1])
+    r = marginal.marginal_probe("fast", str(tmp_path), sequences=("clip",), frames=50)
+    assert r["frames"] == 6 and r["crf"] == {"crop_threshold": 0.05}
+    assert r["per_sequence_frames_per_second"]["clip"] == pytest.approx(r["frames_per_second"])
+    assert r["stage_seconds_per_frame"]["crf"] > 0 and r["stage_seconds_per_frame"]["flow"] > 0
+    slow = {**r, "model": "synthetic", "frames_per_second": r["frames_per_second"] / 2}
+    table = marginal.marginal_markdown({"runs": [slow, r], "matmul_gflops": 100.0})
+    assert "| synthetic | 240 rows | crop_threshold 0.05 |" in table
+    assert table.splitlines()[3].split(" | ")[4] == "2.00x"  # fast against the first row
+    assert "100 GFLOP/s" in table
+
+
+def test_marginal_is_skipped_without_davis_train(tmp_path, monkeypatch):
+    monkeypatch.setenv("LVO_DAVIS_TRAIN", str(tmp_path / "absent"))
+    result = marginal.bench_marginal()
+    assert "absent" in result["skipped"] and "runs" not in result
+    assert marginal.marginal_markdown(result).startswith("Skipped: no DAVIS-2016 train frames")

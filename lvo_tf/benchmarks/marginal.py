@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 
 from absl import logging
 
 from lvo_tf import shipped
-from lvo_tf.benchmarks import timing
-from lvo_tf.data import flow as flow_lib
+from lvo_tf.benchmarks import segment, timing
 from lvo_tf.data import readers
 from lvo_tf.inference import crf, run
 from lvo_tf.inference.segmenter import LVORunner, StageTimes
@@ -51,21 +49,17 @@ def marginal_probe(name: str, root: str, sequences=SEQUENCES, frames: int = 50) 
         with tempfile.TemporaryDirectory() as tmp:
 
             def timed_run(n, tag, stems=stems, paths=paths, sequence=sequence, tmp=tmp):
-                flows = flow_lib.FlowCache(os.path.join(tmp, tag, "flow"), info["flow_method"])
-                times = StageTimes()
-                start = time.perf_counter()
-                run.segment_sequence(
+                return segment.timed_segment(
                     runner,
                     stems[:n],
-                    lambda i: readers.read_frame(paths[i]),
-                    lambda i, frame: flows.field(sequence, stems[:n], i, frame),
-                    os.path.join(tmp, tag, "masks"),
+                    paths,
+                    os.path.join(tmp, tag),
+                    info["flow_method"],
                     options,
-                    times,
-                    shrink=shrink,
-                    prefetch=32,
+                    shrink,
+                    32,
+                    sequence,
                 )
-                return time.perf_counter() - start, times
 
             timed_run(3, "warmup")
             took, times = timed_run(len(stems), "timed")

@@ -22,6 +22,29 @@ from lvo_tf.inference import crf, run
 from lvo_tf.inference.segmenter import LVORunner, StageTimes, window_starts
 
 
+def timed_segment(
+    runner, stems, paths, run_dir, flow_method, options, shrink, prefetch, sequence="v"
+) -> tuple[float, StageTimes]:
+    """Seconds and `StageTimes` of `run.segment_sequence` (what `segment`
+    runs) on the frames at `paths` (the first len(stems)), with flow computed
+    into a fresh cache under `run_dir` and the masks written there."""
+    flows = flow_lib.FlowCache(os.path.join(run_dir, "flow"), flow_method)
+    times = StageTimes()
+    start = time.perf_counter()
+    run.segment_sequence(
+        runner,
+        stems,
+        lambda i: readers.read_frame(paths[i]),
+        lambda i, frame: flows.field(sequence, stems, i, frame),
+        os.path.join(run_dir, "masks"),
+        options,
+        times,
+        shrink=shrink,
+        prefetch=prefetch,
+    )
+    return time.perf_counter() - start, times
+
+
 def segment_probe(
     preset: str,
     process_height: int | None,
@@ -81,21 +104,9 @@ def segment_probe(
             io_utils.write_image(paths[-1], frame[..., ::-1])
 
         def end_to_end(run_dir, n, ahead, options=options):
-            flows = flow_lib.FlowCache(os.path.join(run_dir, "flow"), flow_method)
-            times = StageTimes()
-            start = time.perf_counter()
-            run.segment_sequence(
-                runner,
-                stems[:n],
-                lambda i: readers.read_frame(paths[i]),
-                lambda i, frame: flows.field("v", stems[:n], i, frame),
-                os.path.join(run_dir, "masks"),
-                options,
-                times,
-                shrink=shrink,
-                prefetch=ahead,
+            return timed_segment(
+                runner, stems[:n], paths, run_dir, flow_method, options, shrink, ahead
             )
-            return time.perf_counter() - start, times
 
         del video
         end_to_end(os.path.join(tmp, "warmup"), min(3, frames), 0)  # traces the functions

@@ -106,7 +106,7 @@ synthetic-weights: $(STAMP)
 		docs/synthetic_model/curves_$$run.png; done
 
 # The fast model, `fast` (lvo_tf/shipped/fast.json): the synthetic model's network and
-# weights file at 240 rows with a 3-step CRF (flags/fast_package.flags says why). Writes the
+# weights file at 240 rows with the CRF on the object's box (flags/fast_package.flags says why). Writes the
 # manifest only, in seconds; `make synthetic-weights` runs it after repackaging `synthetic`.
 fast-weights: $(STAMP)
 	$(PY) -m lvo_tf.package_default --flagfile=flags/fast_package.flags

@@ -99,7 +99,7 @@ def main(argv):
     io_utils.check_output_dir(out, inputs=inputs, not_equal_to=[_DAVIS_ROOT.value])
     spec = _spec()
     model = spec.load()  # fails here, once, on a bad model
-    # The CRF settings of the model's manifest (the fast model's mean-field steps).
+    # The CRF settings of the model's manifest (the fast model's crop threshold).
     spec = dataclasses.replace(spec, options=jobs.with_model_crf(spec.options, model))
     settings = jobs.settings(spec.options, model)
     logging.info("%d videos -> %s (Beam options: %s)", len(videos), out, argv[1:] or "defaults")

@@ -3,6 +3,7 @@ synthetic model's network and weights at 240 rows with the CRF on the box
 around the object, the cropped CRF itself, and how a manifest's CRF
 settings reach `segment` and `segment_beam`."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -29,6 +30,8 @@ def test_fast_runs_the_synthetic_network_with_its_own_settings():
     assert shipped.crf_settings(fast) == {"crop_threshold": 0.05}
     assert shipped.crf_settings(synthetic) == {}  # the defaults
     assert "metrics" not in fast  # measured with the synthetic model's settings
+    # The manifest's CRF keys are CRFParams' fields (shipped does not import it).
+    assert shipped.CRF_SETTINGS == tuple(f.name for f in dataclasses.fields(crf.CRFParams))
 
 
 def test_derive_writes_only_a_manifest_and_checks_its_crf(tmp_path):

@@ -32,9 +32,14 @@ def marginal_probe(name: str, root: str, sequences=SEQUENCES, frames: int = 50) 
     over all timed frames and seconds per frame per stage (`StageTimes`; read
     and flow ran on the prefetch thread beside the network)."""
     model, info = shipped.load(name=name)
-    params = crf.CRFParams(**shipped.crf_settings(info))
+    settings = shipped.crf_settings(info)
     runner = LVORunner(model, stream_batch=8)
-    options = run.SegmentOptions(overlay=False, crf=params)
+    options = run.SegmentOptions(overlay=False, crf=crf.CRFParams(**settings))
+    method = info["flow_method"]
+
+    def shrink(frame):
+        return readers.shrink_to_height(frame, info["process_height"])
+
     total, seconds, per_sequence = StageTimes(), 0.0, {}
     counted = 0
     for sequence in sequences:
@@ -42,27 +47,14 @@ def marginal_probe(name: str, root: str, sequences=SEQUENCES, frames: int = 50) 
         files = sorted(os.listdir(folder))[:frames]
         paths = [os.path.join(folder, f) for f in files]
         stems = [os.path.splitext(f)[0] for f in files]
-
-        def shrink(frame):
-            return readers.shrink_to_height(frame, info["process_height"])
-
         with tempfile.TemporaryDirectory() as tmp:
-
-            def timed_run(n, tag, stems=stems, paths=paths, sequence=sequence, tmp=tmp):
-                return segment.timed_segment(
-                    runner,
-                    stems[:n],
-                    paths,
-                    os.path.join(tmp, tag),
-                    info["flow_method"],
-                    options,
-                    shrink,
-                    32,
-                    sequence,
-                )
-
-            timed_run(3, "warmup")
-            took, times = timed_run(len(stems), "timed")
+            warmup, timed = os.path.join(tmp, "warmup"), os.path.join(tmp, "timed")
+            segment.timed_segment(
+                runner, stems[:3], paths, warmup, method, options, shrink, 32, sequence
+            )
+            took, times = segment.timed_segment(
+                runner, stems, paths, timed, method, options, shrink, 32, sequence
+            )
         logging.info("%s on %s: %.2f frames/s", name, sequence, len(stems) / took)
         per_sequence[sequence] = len(stems) / took
         seconds += took
@@ -72,8 +64,8 @@ def marginal_probe(name: str, root: str, sequences=SEQUENCES, frames: int = 50) 
     return {
         "model": name,
         "process_height": info["process_height"],
-        "flow_method": info["flow_method"],
-        "crf": shipped.crf_settings(info),
+        "flow_method": method,
+        "crf": settings,
         "frames": counted,
         "frames_per_second": counted / seconds,
         "per_sequence_frames_per_second": per_sequence,

@@ -70,7 +70,8 @@ def segment_probe(
     (`fast`) that model; a preset name, that network with random weights.
     Run it in a fresh process (`bench_segment`)."""
     crf_params = crf.CRFParams()
-    if preset == "default" or preset in shipped.SHIPPED:
+    is_shipped = preset == "default" or preset in shipped.SHIPPED
+    if is_shipped:
         model, info = shipped.load(name=shipped.DEFAULT if preset == "default" else preset)
         flow_method = info["flow_method"]
         crf_params = crf.CRFParams(**shipped.crf_settings(info))
@@ -82,7 +83,7 @@ def segment_probe(
     video = synthetic.render_video(np.random.default_rng(0), world)
     result = {
         "preset": preset,
-        "weights": "shipped" if preset == "default" or preset in shipped.SHIPPED else "random",
+        "weights": "shipped" if is_shipped else "random",
         "crf": dataclasses.asdict(crf_params),
         "frame": [height, width],
         "process_height": process_height,
@@ -112,30 +113,24 @@ def segment_probe(
         end_to_end(os.path.join(tmp, "warmup"), min(3, frames), 0)  # traces the functions
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # resets VmHWM: the peak below is segment's own
-        result["end_to_end"] = {}
-        for ahead in prefetch:
+
+        def median_rate(tag, ahead, options=options):
+            """The median of `repeats` end-to-end runs, per frame."""
             runs = []
             for r in range(repeats):
-                logging.info("segment %s (prefetch %d): run %d/%d", preset, ahead, r + 1, repeats)
-                runs.append(end_to_end(os.path.join(tmp, f"p{ahead}_{r}"), frames, ahead))
+                logging.info("segment %s (%s): run %d/%d", preset, tag, r + 1, repeats)
+                runs.append(end_to_end(os.path.join(tmp, f"{tag}_{r}"), frames, ahead, options))
             seconds, times = sorted(runs, key=lambda x: x[0])[len(runs) // 2]
-            result["end_to_end"][str(ahead)] = {
+            return {
                 "seconds_per_frame": seconds / frames,
                 "frames_per_second": frames / seconds,
                 "stage_seconds_per_frame": {k: v / frames for k, v in vars(times).items()},
             }
+
+        result["end_to_end"] = {str(a): median_rate(f"prefetch {a}", a) for a in prefetch}
         result["peak_memory_mib"] = timing.peak_rss_mib()  # of the process, while segmenting
         with_crf = dataclasses.replace(options, crf=crf_params)
-        runs = []
-        for r in range(repeats):
-            logging.info("segment %s with its CRF: run %d/%d", preset, r + 1, repeats)
-            runs.append(end_to_end(os.path.join(tmp, f"crf_{r}"), frames, 32, with_crf))
-        seconds, times = sorted(runs, key=lambda x: x[0])[len(runs) // 2]
-        result["end_to_end_crf"] = {
-            "seconds_per_frame": seconds / frames,
-            "frames_per_second": frames / seconds,
-            "stage_seconds_per_frame": {k: v / frames for k, v in vars(times).items()},
-        }
+        result["end_to_end_crf"] = median_rate("with its CRF", 32, with_crf)
 
         # Each stage alone, on the same frames.
         def timed(fn):

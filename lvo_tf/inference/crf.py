@@ -84,10 +84,11 @@ def crop_box(probability: np.ndarray, threshold: float, margin: int):
     """(rows, cols) slices of the box around the pixels of `probability`
     above `threshold`, `margin` pixels wider on each side (within the
     frame); None when no pixel is above it."""
-    rows = np.flatnonzero(np.any(probability > threshold, axis=1))
+    above = probability > threshold
+    rows = np.flatnonzero(np.any(above, axis=1))
     if rows.size == 0:
         return None
-    cols = np.flatnonzero(np.any(probability > threshold, axis=0))
+    cols = np.flatnonzero(np.any(above, axis=0))
     h, w = probability.shape
     return (
         slice(max(0, rows[0] - margin), min(h, rows[-1] + 1 + margin)),

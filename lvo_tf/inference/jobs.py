@@ -224,7 +224,7 @@ class RunModel:
     frames are shrunk to (None: their own), the flow method, what the
     summary and run records keep of the model, and the CRF settings its
     manifest asks for (`crf`: `CRFParams` fields, e.g. the fast model's
-    mean-field steps; `with_model_crf` applies them)."""
+    crop threshold; `with_model_crf` applies them)."""
 
     runner: object
     height: int | None

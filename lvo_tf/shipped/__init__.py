@@ -178,6 +178,7 @@ def flow_method(info: dict | None) -> str:
     return (info or {}).get("flow_method", flow_lib.DEFAULT_METHOD)
 
 
+# CRFParams' fields (lvo_tf/inference/crf.py; kept equal by tests/test_fast_model.py).
 CRF_SETTINGS = (
     "gaussian_sxy",
     "gaussian_compat",

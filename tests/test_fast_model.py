@@ -146,3 +146,32 @@ def test_the_cropped_crf_is_the_full_crf_inside_its_box_and_the_input_outside():
     np.testing.assert_array_equal(cropped[outside], p[outside])
     assert np.mean((cropped > 0.5) != (full > 0.5)) < 0.002
     assert np.mean((full > 0.5) != (p > 0.5)) > 0.002  # the CRF did change the mask
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "bilateral"])
+def test_a_kernel_of_weight_zero_is_skipped_with_the_same_marginal(kernel):
+    """compat 0 on a kernel: `crf.marginal` does not build it, and its
+    marginal equals pydensecrf's with that kernel added at weight 0 (an
+    independent call); the kernel's weight does change the result."""
+    import pydensecrf.densecrf as dcrf
+    from pydensecrf.utils import unary_from_softmax
+
+    rng = np.random.default_rng(5)
+    h, w = 48, 64
+    frame = rng.integers(0, 255, size=(h, w, 3)).astype(np.uint8)
+    p = rng.uniform(0, 1, size=(h, w)).astype(np.float32)
+    params = crf.CRFParams(**{f"{kernel}_compat": 0.0})
+    q = np.clip(p, 1e-5, 1 - 1e-5)
+    reference = dcrf.DenseCRF2D(w, h, 2)
+    reference.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(np.stack([1 - q, q]))))
+    reference.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
+    reference.addPairwiseBilateral(
+        sxy=params.bilateral_sxy,
+        srgb=params.bilateral_srgb,
+        rgbim=frame,
+        compat=params.bilateral_compat,
+    )
+    out = np.array(reference.inference(params.iterations), np.float32).reshape(2, h, w)
+    expected = out[1] / (out[0] + out[1])
+    np.testing.assert_allclose(crf.marginal(frame, p, params), expected, atol=1e-6)
+    assert np.abs(crf.marginal(frame, p, crf.CRFParams()) - expected).max() > 0.05

@@ -87,11 +87,20 @@ _CRF_CROP_THRESHOLD = flags.DEFINE_float(
     None,
     "With --derive_from: its CRF runs on the box around pixels above this probability.",
 )
+_CRF_GAUSSIAN_COMPAT = flags.DEFINE_float(
+    "crf_gaussian_compat",
+    None,
+    "With --derive_from: the weight of its CRF's smoothness kernel (0: not built).",
+)
 
 
 def _crf_settings() -> dict:
     """The CRF settings given (those not given stay segment's defaults)."""
-    given = {"iterations": _CRF_ITERATIONS.value, "crop_threshold": _CRF_CROP_THRESHOLD.value}
+    given = {
+        "iterations": _CRF_ITERATIONS.value,
+        "crop_threshold": _CRF_CROP_THRESHOLD.value,
+        "gaussian_compat": _CRF_GAUSSIAN_COMPAT.value,
+    }
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -110,7 +119,7 @@ def main(argv):
             return
         if _crf_settings():
             raise ValueError(
-                "--crf_iterations and --crf_crop_threshold go with --derive_from (a trained "
+                "--crf_* settings go with --derive_from (a trained "
                 "package refines with the default CRF)"
             )
         packaging.package(

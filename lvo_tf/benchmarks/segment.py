@@ -212,6 +212,8 @@ def _crf_name(settings: dict) -> str:
     name = f"{settings['iterations']}-step CRF"
     if settings.get("crop_threshold"):
         name += f" on the box above {settings['crop_threshold']:g}"
+    if settings.get("gaussian_compat", 1) == 0:
+        name += " without the smoothness kernel"
     return name
 
 

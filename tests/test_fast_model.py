@@ -75,7 +75,8 @@ def _segment(args):
 
 def test_segment_weights_fast_refines_with_its_manifests_crf(tmp_path):
     """--weights=fast: the masks are the synthetic network's probabilities
-    refined by the CRF cropped at 0.05 (an in-process reference);
+    refined by the CRF cropped at 0.05 without its smoothness kernel (an
+    in-process reference);
     --crf_iterations=1 overrides the manifest's steps but keeps its crop,
     and its masks are the 1-step cropped reference's."""
     video = synthetic.render_video(np.random.default_rng(7), shipped.REGRESSION_WORLD)

@@ -212,7 +212,7 @@ def _crf_name(settings: dict) -> str:
     name = f"{settings['iterations']}-step CRF"
     if settings.get("crop_threshold"):
         name += f" on the box above {settings['crop_threshold']:g}"
-    if settings.get("gaussian_compat", 1) == 0:
+    if settings["gaussian_compat"] == 0:
         name += " without the smoothness kernel"
     return name
 

@@ -92,6 +92,11 @@ _CRF_GAUSSIAN_COMPAT = flags.DEFINE_float(
     None,
     "With --derive_from: the weight of its CRF's smoothness kernel (0: not built).",
 )
+_CRF_SCALE = flags.DEFINE_float(
+    "crf_scale",
+    None,
+    "With --derive_from: its CRF runs on the network's frame resized by this factor.",
+)
 
 
 def _crf_settings() -> dict:
@@ -100,6 +105,7 @@ def _crf_settings() -> dict:
         "iterations": _CRF_ITERATIONS.value,
         "crop_threshold": _CRF_CROP_THRESHOLD.value,
         "gaussian_compat": _CRF_GAUSSIAN_COMPAT.value,
+        "scale": _CRF_SCALE.value,
     }
     return {k: v for k, v in given.items() if v is not None}
 

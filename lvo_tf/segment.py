@@ -89,6 +89,12 @@ _CRF_CROP_THRESHOLD = flags.DEFINE_float(
     "Run the CRF only on the box around pixels above this probability (plus the "
     "appearance kernel's width); 0: on the whole frame.",
 )
+_CRF_SCALE = flags.DEFINE_float(
+    "crf_scale",
+    1.0,
+    "Run the CRF on the network's frame resized by this factor (its kernel widths "
+    "with it; the marginal is upsampled); 1: at the network's size.",
+)
 _FLOW_METHOD = flags.DEFINE_enum(
     "flow_method",
     None,
@@ -179,6 +185,7 @@ _CRF_FLAGS = {
     "bilateral_compat": _CRF_BILATERAL_COMPAT,
     "iterations": _CRF_ITERATIONS,
     "crop_threshold": _CRF_CROP_THRESHOLD,
+    "scale": _CRF_SCALE,
 }
 
 

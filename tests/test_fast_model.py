@@ -177,3 +177,39 @@ def test_a_kernel_of_weight_zero_is_skipped_with_the_same_marginal(kernel):
     expected = out[1] / (out[0] + out[1])
     np.testing.assert_allclose(crf.marginal(frame, p, params), expected, atol=1e-6)
     assert np.abs(crf.marginal(frame, p, crf.CRFParams()) - expected).max() > 0.05
+
+
+def test_crf_at_a_reduced_scale_is_the_crf_of_the_resized_frame_upsampled():
+    """`scale` < 1: the marginal is pydensecrf's (an independent call) on the
+    frame and probability resized by `scale` with the kernel widths scaled,
+    upsampled bilinearly to the input's size; out-of-range scales are refused."""
+    import pydensecrf.densecrf as dcrf
+    from pydensecrf.utils import unary_from_softmax
+
+    rng = np.random.default_rng(7)
+    h, w = 64, 96
+    frame = cv2.GaussianBlur(rng.integers(0, 255, size=(h, w, 3)).astype(np.uint8), (5, 5), 2)
+    p = cv2.GaussianBlur(rng.uniform(0, 1, size=(h, w)).astype(np.float32), (9, 9), 3)
+    params = crf.CRFParams(gaussian_compat=0.0, scale=0.5)
+    small_frame = cv2.resize(frame, (48, 32), interpolation=cv2.INTER_AREA)
+    small_p = np.clip(cv2.resize(p, (48, 32), interpolation=cv2.INTER_AREA), 1e-5, 1 - 1e-5)
+    reference = dcrf.DenseCRF2D(48, 32, 2)
+    reference.setUnaryEnergy(
+        np.ascontiguousarray(unary_from_softmax(np.stack([1 - small_p, small_p])))
+    )
+    reference.addPairwiseBilateral(
+        sxy=params.bilateral_sxy * 0.5,
+        srgb=params.bilateral_srgb,
+        rgbim=np.ascontiguousarray(small_frame),
+        compat=params.bilateral_compat,
+    )
+    out = np.array(reference.inference(params.iterations), np.float32).reshape(2, 32, 48)
+    expected = cv2.resize(out[1] / (out[0] + out[1]), (w, h), interpolation=cv2.INTER_LINEAR)
+    got = crf.marginal(frame, p, params)
+    assert got.shape == (h, w)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    full = crf.marginal(frame, p, crf.CRFParams(gaussian_compat=0.0))
+    assert np.abs(full - got).max() > 0.01  # the scale does change the result
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="--crf_scale"):
+            crf.CRFParams(scale=bad)

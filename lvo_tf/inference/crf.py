@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import cv2
 import numpy as np
 
 
@@ -27,6 +28,7 @@ class CRFParams:
     bilateral_compat: float = 5.0
     iterations: int = 5
     crop_threshold: float = 0.0
+    scale: float = 1.0
 
     def __post_init__(self):
         for name in ("gaussian_sxy", "bilateral_sxy", "bilateral_srgb"):
@@ -39,6 +41,8 @@ class CRFParams:
                 raise ValueError(f"--crf_{name} must be a finite weight >= 0; got {value}")
         if self.iterations < 1:
             raise ValueError(f"--crf_iterations must be at least 1; got {self.iterations}")
+        if not (math.isfinite(self.scale) and 0.0 < self.scale <= 1.0):
+            raise ValueError(f"--crf_scale must be in (0, 1] (1: full size); got {self.scale}")
         if not 0.0 <= self.crop_threshold < 0.5:
             raise ValueError(
                 f"--crf_crop_threshold must be in [0, 0.5) (0: no crop); got {self.crop_threshold}"
@@ -71,6 +75,15 @@ def marginal(
     h, w = probability.shape
     if frame.shape[:2] != (h, w):
         raise ValueError(f"frame {frame.shape[:2]} and probability {(h, w)} differ in size")
+    if params.scale < 1.0:
+        size = (max(1, round(w * params.scale)), max(1, round(h * params.scale)))
+        small = dataclasses.replace(params.scaled(size[1] / h), scale=1.0)
+        q = marginal(
+            cv2.resize(frame, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(probability.astype(np.float32), size, interpolation=cv2.INTER_AREA),
+            small,
+        )
+        return cv2.resize(q, (w, h), interpolation=cv2.INTER_LINEAR)
     if params.crop_threshold <= 0:
         return _mean_field(frame, probability, params)
     out = probability.astype(np.float32)  # a copy

@@ -187,6 +187,7 @@ CRF_SETTINGS = (
     "bilateral_compat",
     "iterations",
     "crop_threshold",
+    "scale",
 )
 
 

@@ -19,7 +19,11 @@ class CRFParams:
     whose probability exceeds it, widened by the appearance kernel's width
     (`bilateral_sxy`) on each side; outside it the probability is kept (it
     is below the threshold, so background). The CRF's cost grows with its
-    pixels: the fast model crops at 0.05 (README, "The fast model")."""
+    pixels: the fast model crops at 0.05 (README, "The fast model").
+
+    `scale` < 1 runs it on the frame and probability resized by `scale`
+    (area averaging), its kernel widths scaled with them, and upsamples the
+    marginal bilinearly (README, "Segment videos", `--crf_scale`)."""
 
     gaussian_sxy: float = 3.0
     gaussian_compat: float = 3.0

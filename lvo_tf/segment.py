@@ -25,8 +25,9 @@ model's manifest gives (the fast model: only on the object's box) unless a
 (lvo_tf/shipped), on frames shrunk to the height its manifest gives
 (`--process_height`; never enlarged); masks keep the video's size.
 `--weights=fast` is the synthetic model's network at 240 rows with the CRF
-on the box around the object only and without its smoothness kernel, 3.9x
-the default's rate at 854x480 (README, "The fast model").
+on the box around the object only, without its smoothness kernel and at
+half the frame's size, 5x the default's rate at 854x480 (README, "The fast
+model").
 """
 
 import json

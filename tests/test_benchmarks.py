@@ -231,11 +231,14 @@ def test_segment_probe_small():
     assert r["crf"] == dataclasses.asdict(crf.CRFParams())  # the default model's: the defaults
     assert r["peak_memory_mib"] > 100
     r2 = {**r, "preset": "paper", "process_height": 24}
-    r3 = {**r, "preset": "fast", "crf": {**r["crf"], "crop_threshold": 0.05, "gaussian_compat": 0}}
+    fast_crf = {"crop_threshold": 0.05, "gaussian_compat": 0, "scale": 0.5}
+    r3 = {**r, "preset": "fast", "crf": {**r["crf"], **fast_crf}}
     table = segment.segment_markdown([r, r2, r3])
     assert "| default (shipped) | 854x480 | 5 |" in table and "| paper | 24 rows |" in table
     assert "(5-step CRF) |" in table
-    assert "(5-step CRF on the box above 0.05 without the smoothness kernel) |" in table
+    assert (
+        "(5-step CRF on the box above 0.05 without the smoothness kernel at scale 0.5) |" in table
+    )
 
 
 def test_in_fresh_process_returns_the_call_of_another_process():
@@ -256,12 +259,13 @@ def test_marginal_probe_on_a_small_davis_layout(tmp_path):
     for t, frame in enumerate(video.frames[:6]):
         cv2.imwrite(str(folder / f"{t:05d}.jpg"), frame[..., ::-1])
     r = marginal.marginal_probe("fast", str(tmp_path), sequences=("clip",), frames=50)
-    assert r["frames"] == 6 and r["crf"] == {"crop_threshold": 0.05, "gaussian_compat": 0.0}
+    assert r["frames"] == 6
+    assert r["crf"] == {"crop_threshold": 0.05, "gaussian_compat": 0.0, "scale": 0.5}
     assert r["per_sequence_frames_per_second"]["clip"] == pytest.approx(r["frames_per_second"])
     assert r["stage_seconds_per_frame"]["crf"] > 0 and r["stage_seconds_per_frame"]["flow"] > 0
     slow = {**r, "model": "synthetic", "frames_per_second": r["frames_per_second"] / 2}
     table = marginal.marginal_markdown({"runs": [slow, r], "matmul_gflops": 100.0})
-    assert "| synthetic | 240 rows | crop_threshold 0.05, gaussian_compat 0 |" in table
+    assert "| synthetic | 240 rows | crop_threshold 0.05, gaussian_compat 0, scale 0.5 |" in table
     assert table.splitlines()[3].split(" | ")[4] == "2.00x"  # fast against the first row
     assert "100 GFLOP/s" in table
 

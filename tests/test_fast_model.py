@@ -27,7 +27,11 @@ def test_fast_runs_the_synthetic_network_with_its_own_settings():
     assert fast["sha256"] == synthetic["sha256"] == fast["derived_from"]["sha256"]
     assert fast["config"] == synthetic["config"]
     assert fast["process_height"] == 240 < synthetic["process_height"]
-    assert shipped.crf_settings(fast) == {"crop_threshold": 0.05, "gaussian_compat": 0.0}
+    assert shipped.crf_settings(fast) == {
+        "crop_threshold": 0.05,
+        "gaussian_compat": 0.0,
+        "scale": 0.5,
+    }
     assert shipped.crf_settings(synthetic) == {}  # the defaults
     assert "metrics" not in fast  # measured with the synthetic model's settings
     # The manifest's CRF keys are CRFParams' fields (shipped does not import it).
@@ -96,6 +100,7 @@ def test_segment_weights_fast_refines_with_its_manifests_crf(tmp_path):
     assert runs["fast"]["crf"]["iterations"] == 5 and runs["one"]["crf"]["iterations"] == 1
     for r in runs.values():
         assert r["crf"]["crop_threshold"] == 0.05 and r["crf"]["gaussian_compat"] == 0
+        assert r["crf"]["scale"] == 0.5
     assert runs["fast"]["model"] == "fast" and runs["fast"]["process_height"] == 240
     model, info = shipped.load(name="fast")
     reference = LVORunner(model)
@@ -104,7 +109,9 @@ def test_segment_weights_fast_refines_with_its_manifests_crf(tmp_path):
     p = reference.upsample(reference.coarse(reference.features(frames, flow)), frames)
     refined = {}
     for steps in (1, 5):
-        params = crf.CRFParams(iterations=steps, crop_threshold=0.05, gaussian_compat=0.0)
+        params = crf.CRFParams(
+            iterations=steps, crop_threshold=0.05, gaussian_compat=0.0, scale=0.5
+        )
         refined[steps] = [run.to_mask(p[t], f, f, params) for t, f in enumerate(frames)]
     for name, steps in (("fast", 5), ("one", 1)):
         for t in range(len(frames)):

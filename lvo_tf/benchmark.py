@@ -8,7 +8,9 @@ the table. Sections (one module each in `lvo_tf/benchmarks/`): `convgru` (one
 bidirectional ConvGRU step at the paper's 854x480 size: eager, tf.function,
 XLA, next to a plain conv2d of the same FLOPs and the matmul ceiling);
 `stages` (seconds per frame, FLOPs and GFLOP/s of appearance, motion, memory
-and head at 854x480 for the `lite` and `paper` presets); `pipeline` (clips
+and head at 854x480 for the `lite` and `paper` presets, and for the default
+and the fast model at their processing sizes, each against its own
+convolutions and the matmul ceiling); `pipeline` (clips
 per second from a feature cache through tf.data with stop-and-go, next to one
 memory training step's consumption); `training` (one memory training step on
 a 14x60x107 clip, lite and paper, with and without XLA: seconds, steps/s and
@@ -25,6 +27,7 @@ frames, `$LVO_DAVIS_TRAIN`). The `export` section
 
 from absl import app, flags, logging
 
+from lvo_tf import shipped
 from lvo_tf.benchmarks import (
     convgru,
     marginal,
@@ -47,10 +50,13 @@ _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (media
 
 
 def _stages(repeats):
-    return {
-        "presets": [stages.bench_stages(p, repeats=repeats) for p in ("lite", "paper")],
-        "matmul_gflops": timing.matmul_gflops(),
-    }
+    runs = [stages.bench_stages(p, repeats=repeats) for p in ("lite", "paper")]
+    for name in ("synthetic", "fast"):  # the default and the fast model, side by side
+        info = shipped.manifest(name=name)
+        height, width = stages.shipped_frame(info)
+        config = shipped.config(info, f"shipped model {name!r}")
+        runs.append(stages.bench_stages(config, height, width, repeats=repeats, label=name))
+    return {"presets": runs, "matmul_gflops": timing.matmul_gflops()}
 
 
 def _stages_markdown(result):

@@ -11,7 +11,7 @@ import pytest
 from export import speed as export_speed
 from lvo_tf import shipped
 from lvo_tf.benchmarks import convgru, marginal, pipeline, segment, stages, timing, training
-from lvo_tf.data import synthetic
+from lvo_tf.data import readers, synthetic
 from lvo_tf.inference import crf
 
 
@@ -144,7 +144,29 @@ def test_bench_stages_small():
             v["plain_conv_seconds_per_frame"] / v["seconds_per_frame"]
         )
     assert r["stages"]["memory"]["convolutions"] == 2 * (1 + 2 + 2)  # directions x (1 + 2 T)
-    assert "| lite | memory |" in stages.stages_markdown([r])
+    assert "| lite | 40x30 | memory |" in stages.stages_markdown([r])
+
+
+def test_bench_stages_of_a_shipped_model_runs_what_segment_runs():
+    """The fast model's network at its processing size: 854x480 video shrunk
+    to 240 rows (as `readers.shrink_to_height`), and no appearance stage, as
+    `LVORunner` skips it for a memory that reads motion only."""
+    info = shipped.manifest(name="fast")
+    frame = np.zeros((480, 854, 3), np.uint8)
+    assert stages.shipped_frame(info) == readers.shrink_to_height(frame, 240).shape[:2]
+    assert stages.shipped_frame({"process_height": 600}) == (480, 854)  # never enlarged
+    assert stages.shipped_frame({}) == (480, 854)
+    config = shipped.config(info)
+    assert config.memory_streams == "motion"
+    r = stages.bench_stages(config, 30, 40, batch_frames=1, clip_length=2, repeats=1, label="fast")
+    assert set(r["stages"]) == {"motion", "memory", "head"}
+    memory_flops = 2 * timing.conv_gru_step_flops(4, 6, config.feature_channels, 16, 7) / 1e9
+    assert r["stages"]["memory"]["gflop_per_frame"] == pytest.approx(memory_flops)
+    assert r["total_seconds_per_frame"] == pytest.approx(
+        sum(v["seconds_per_frame"] for v in r["stages"].values())
+    )
+    table = stages.stages_markdown([r])
+    assert "| fast | 40x30 | motion |" in table and "| fast | 40x30 | **all 3** |" in table
 
 
 def test_bench_pipeline_small():

@@ -1,6 +1,7 @@
 """Section `stages`: seconds per frame, FLOPs and GFLOP/s of each LVO stage
 (appearance, motion, memory, head) at one frame size, each next to its own
-convolutions timed alone."""
+convolutions timed alone: the presets at 854x480, and each shipped model's
+network at the size its manifest processes 854x480 video at."""
 
 from __future__ import annotations
 
@@ -37,15 +38,18 @@ def conv_gru_convs(
 
 
 def bench_stages(
-    preset: str = "lite",
+    preset: str | lvo_models.LVOConfig = "lite",
     height: int = 480,
     width: int = 854,
     batch_frames: int = 2,
     clip_length: int = 4,
     repeats: int = 3,
+    label: str | None = None,
 ) -> dict:
     """Seconds per frame of each LVO stage at one frame size (compiled
-    tf.function, random weights), with the stage's FLOPs and GFLOP/s."""
+    tf.function, random weights), with the stage's FLOPs and GFLOP/s. A
+    memory that reads motion only gets no appearance stage: `segment` does
+    not run it (`LVORunner`). `label` names the row (default: the preset)."""
     config = lvo_models.resolve_config(preset)
     pad = lvo_models.PAD_MULTIPLE
     hp, wp = -(-height // pad) * pad, -(-width // pad) * pad
@@ -81,7 +85,7 @@ def bench_stages(
     for c in memory_convs:
         c["count"] *= directions
     per_frame = {
-        "appearance": (
+        "appearance": (  # dropped below for a motion-only memory
             appearance,
             frames,
             n,
@@ -115,7 +119,10 @@ def bench_stages(
             timing.conv_ops(head, tf.TensorSpec(hidden.shape, tf.float32)),
         ),
     }
-    result = {"preset": preset, "frame": [height, width], "padded": [hp, wp], "stages": {}}
+    if config.memory_streams == "motion":
+        del per_frame["appearance"]
+    name = label or (preset if isinstance(preset, str) else "custom")
+    result = {"preset": name, "frame": [height, width], "padded": [hp, wp], "stages": {}}
     for name, (fn, x, frames_in_call, flops, convs) in per_frame.items():
         compiled = tf.function(fn, autograph=False)
         logging.info("stage %s (%s): timing %d runs", name, preset, repeats)
@@ -136,27 +143,40 @@ def bench_stages(
     return result
 
 
+def shipped_frame(info: dict, height: int = 480, width: int = 854) -> tuple[int, int]:
+    """The frame a shipped model's network sees for height x width video:
+    shrunk to the manifest's processing height (as `readers.shrink_to_height`),
+    never enlarged."""
+    rows = info.get("process_height")
+    if rows is None or rows >= height:
+        return height, width
+    return rows, max(1, round(width * rows / height))
+
+
 def stages_markdown(results: list[dict]) -> str:
     lines = [
-        "| preset | stage | s / frame | GFLOP / frame | GFLOP/s | its convolutions alone, "
-        "s / frame | their GFLOP/s | achieved fraction |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model / preset | frame | stage | s / frame | GFLOP / frame | GFLOP/s | "
+        "its convolutions alone, s / frame | their GFLOP/s | achieved fraction |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        frame = f"{r['frame'][1]}x{r['frame'][0]}"
         for name, v in r["stages"].items():
             lines.append(
-                f"| {r['preset']} | {name} | {v['seconds_per_frame']:.4f} | "
+                f"| {r['preset']} | {frame} | {name} | {v['seconds_per_frame']:.4f} | "
                 f"{v['gflop_per_frame']:.2f} | {v['gflops']:.0f} | "
                 f"{v['plain_conv_seconds_per_frame']:.4f} | {v['plain_conv_gflops']:.0f} | "
                 f"{v['fraction_of_plain_conv']:.0%} |"
             )
         lines.append(
-            f"| {r['preset']} | **all four** | **{r['total_seconds_per_frame']:.3f}** | | | | | |"
+            f"| {r['preset']} | {frame} | **all {len(r['stages'])}** | "
+            f"**{r['total_seconds_per_frame']:.3f}** | | | | | |"
         )
-    h, w = results[0]["frame"]
     return (
-        f"Per-frame stages at {w}x{h} (padded to {results[0]['padded'][1]}x"
-        f"{results[0]['padded'][0]}), compiled tf.function, batch of frames for the "
-        "streams, a clip for memory and head; optical flow and CRF not included.\n\n"
-        + "\n".join(lines)
+        "Per-frame stages (frames padded to a multiple of "
+        f"{lvo_models.PAD_MULTIPLE}), compiled tf.function, random weights, a batch of "
+        "frames for the streams, a clip for memory and head; optical flow and CRF not "
+        "included. A shipped model runs at the size its manifest processes 854x480 "
+        "video at, and without the appearance stream when its memory reads motion "
+        "only (as `segment` runs it).\n\n" + "\n".join(lines)
     )

@@ -165,3 +165,9 @@ def test_shrink_to_height_shrinks_like_opencv_and_never_enlarges(rng):
     assert readers.shrink_to_height(frame, None) is frame
     with pytest.raises(ValueError, match="height must be positive"):
         readers.shrink_to_height(frame, 0)
+    # shrunk_size gives the size without a frame: 80 * 36 / 48 = 60 columns.
+    assert readers.shrunk_size(48, 80, 36) == (36, 60)
+    assert readers.shrunk_size(48, 80, 360) == readers.shrunk_size(48, 80, None) == (48, 80)
+    assert readers.shrunk_size(480, 854, 240) == (240, 427)  # round(427.0)
+    with pytest.raises(ValueError, match="height must be positive"):
+        readers.shrunk_size(48, 80, 0)

@@ -214,7 +214,7 @@ def _crf_name(settings: dict) -> str:
         name += f" on the box above {settings['crop_threshold']:g}"
     if settings["gaussian_compat"] == 0:
         name += " without the smoothness kernel"
-    if settings.get("scale", 1.0) != 1.0:
+    if settings["scale"] != 1.0:
         name += f" at scale {settings['scale']:g}"
     return name
 

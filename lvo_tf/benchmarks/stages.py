@@ -10,6 +10,7 @@ from absl import logging
 
 from lvo_tf import models as lvo_models
 from lvo_tf.benchmarks import timing
+from lvo_tf.data import readers
 
 
 def conv_gru_convs(
@@ -62,7 +63,6 @@ def bench_stages(
             f"{config.memory_type!r}"
         )
 
-    appearance = lvo_models.build_appearance(config)
     motion = lvo_models.build_motion(config)
     memory_model = lvo_models.build_memory(config)
     memory = memory_model.get_layer("visual_memory")
@@ -84,14 +84,17 @@ def bench_stages(
     )
     for c in memory_convs:
         c["count"] *= directions
-    per_frame = {
-        "appearance": (  # dropped below for a motion-only memory
+    per_frame = {}
+    if config.memory_streams != "motion":  # else segment skips it (LVORunner)
+        appearance = lvo_models.build_appearance(config)
+        per_frame["appearance"] = (
             appearance,
             frames,
             n,
             timing.graph_flops(appearance, tf.TensorSpec((1, hp, wp, 3), tf.uint8)),
             timing.conv_ops(appearance, tf.TensorSpec(frames.shape, tf.uint8)),
-        ),
+        )
+    per_frame |= {
         "motion": (
             motion,
             flow,
@@ -119,13 +122,11 @@ def bench_stages(
             timing.conv_ops(head, tf.TensorSpec(hidden.shape, tf.float32)),
         ),
     }
-    if config.memory_streams == "motion":
-        del per_frame["appearance"]
-    name = label or (preset if isinstance(preset, str) else "custom")
-    result = {"preset": name, "frame": [height, width], "padded": [hp, wp], "stages": {}}
+    row = label or (preset if isinstance(preset, str) else "custom")
+    result = {"preset": row, "frame": [height, width], "padded": [hp, wp], "stages": {}}
     for name, (fn, x, frames_in_call, flops, convs) in per_frame.items():
         compiled = tf.function(fn, autograph=False)
-        logging.info("stage %s (%s): timing %d runs", name, preset, repeats)
+        logging.info("stage %s (%s): timing %d runs", name, row, repeats)
         seconds = timing.time_call(lambda c=compiled, v=x: c(v), warmup=1, repeats=repeats)
         seconds /= frames_in_call
         plain = timing.plain_conv_seconds(convs, repeats) / frames_in_call
@@ -147,10 +148,7 @@ def shipped_frame(info: dict, height: int = 480, width: int = 854) -> tuple[int,
     """The frame a shipped model's network sees for height x width video:
     shrunk to the manifest's processing height (as `readers.shrink_to_height`),
     never enlarged."""
-    rows = info.get("process_height")
-    if rows is None or rows >= height:
-        return height, width
-    return rows, max(1, round(width * rows / height))
+    return readers.shrunk_size(height, width, info.get("process_height"))
 
 
 def stages_markdown(results: list[dict]) -> str:

@@ -129,15 +129,23 @@ def resize_to_height(frame: np.ndarray, height: int | None) -> np.ndarray:
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def shrunk_size(rows: int, cols: int, height: int | None) -> tuple[int, int]:
+    """(rows, cols) of a rows x cols frame after `shrink_to_height(frame, height)`."""
+    if height is not None and height < 1:
+        raise ValueError(f"height must be positive; got {height}")
+    if height is None or rows <= height:
+        return rows, cols
+    return height, max(1, round(cols * height / rows))
+
+
 def shrink_to_height(frame: np.ndarray, height: int | None) -> np.ndarray:
     """`frame` scaled down to `height` rows (as `resize_to_height`) when it is
     taller; a frame of `height` rows or fewer is returned as it is (never
     enlarged: the network gains nothing from interpolated pixels)."""
-    if height is not None and height < 1:
-        raise ValueError(f"height must be positive; got {height}")
-    if height is None or frame.shape[0] <= height:
+    rows, cols = shrunk_size(*frame.shape[:2], height)
+    if rows == frame.shape[0]:
         return frame
-    return resize_to_height(frame, height)
+    return cv2.resize(frame, (cols, rows), interpolation=cv2.INTER_AREA)
 
 
 def read_annotation(path: str) -> tuple[np.ndarray, int]:

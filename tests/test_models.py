@@ -468,3 +468,53 @@ def test_keras_file_round_trip(tiny_model, rng, tmp_path):
     np.testing.assert_array_equal(restored(x), tiny_model(x))
     assert len(restored.trainable_weights) == len(tiny_model.trainable_weights)
     assert get_part(restored, "deeplab").trainable_weights == []
+
+
+def _halved_flow_reference(flow):
+    """NumPy: flow [N, H, W, 2] padded with zeros to multiples of 32, then each
+    2x2 block's mean, halved."""
+    n, h, w, _ = flow.shape
+    hp, wp = -(-h // 32) * 32, -(-w // 32) * 32
+    padded = np.zeros((n, hp, wp, 2), np.float32)
+    padded[:, :h, :w] = flow
+    return padded.reshape(n, hp // 2, 2, wp // 2, 2, 2).mean(axis=(2, 4)) * 0.5
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 16, 24), (2, 3, 37, 50), (1, 2, 64, 48)])
+def test_motion_stride_2_runs_mpnet_on_half_size_flow(rng, shape):
+    """motion_stride 2: the memory's motion channel is MP-Net (the same weights)
+    run on the flow averaged over 2x2 blocks and halved (NumPy), at the 1/8
+    cells of the frame padded to 16; the appearance channels are untouched."""
+    from lvo_tf.models.frame_ops import HalveFlow
+
+    b, t, h, w = shape
+    config = TINY.replace(motion_stride=2)
+    keras.utils.set_random_seed(3)
+    model = build_lvo(config)
+    feed = clip(rng, *shape)
+    streams = model.get_layer("streams")
+    features = np.asarray(streams([feed["frames"], feed["flow"]]))
+    rows, cols = -(-h // 16) * 2, -(-w // 16) * 2
+    assert features.shape == (b, t, rows, cols, config.feature_channels)
+    mpnet = get_part(model, "motion")
+    flow = feed["flow"].reshape(b * t, h, w, 2)
+    want = np.asarray(mpnet(_halved_flow_reference(flow)))[:, :rows, :cols]
+    np.testing.assert_allclose(features[..., -1:], want.reshape(b, t, rows, cols, 1), atol=1e-5)
+    plain = build_lvo(TINY)
+    plain.set_weights(model.get_weights())  # no weights of its own: same shapes
+    same = np.asarray(plain.get_layer("streams")([feed["frames"], feed["flow"]]))
+    np.testing.assert_allclose(features[..., :-1], same[..., :-1], atol=1e-6)
+    even = rng.standard_normal((2, 3, 8, 6, 2)).astype(np.float32)
+    want = even.reshape(2, 3, 4, 2, 3, 2, 2).mean(axis=(3, 5)) * 0.5
+    np.testing.assert_allclose(np.asarray(HalveFlow()(even)), want, atol=1e-6)
+    with pytest.raises(ValueError, match="motion_stride must be 1 or 2"):
+        TINY.replace(motion_stride=4)
+
+
+@pytest.mark.slow
+def test_motion_stride_2_agrees_eager_graph_saved_model_onnx(rng, tmp_path):
+    """The fast preset's network, several sizes and clip lengths in one trace."""
+    keras.utils.set_random_seed(5)
+    model = build_lvo(TINY.replace(motion_stride=2, flow_representation="residual"))
+    feeds = [clip(rng, *shape) for shape in ((1, 1, 16, 24), (1, 3, 37, 50), (2, 2, 64, 48))]
+    assert_all_agree(run_all_ways(model, feeds, str(tmp_path)), atol=1e-4)

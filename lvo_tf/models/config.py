@@ -23,6 +23,11 @@ class LVOConfig:
         appearance_fc6: Channels of DeepLab's fc6 (None: 1024 times
             `appearance_width`, the paper's 1024 at full width).
         motion_width: Channel multiplier of MP-Net.
+        motion_stride: 1 (the paper): MP-Net reads the flow at the frame's
+            size and its output at 1/4 is max-pooled to 1/8. 2: it reads the
+            flow at half size (`HalveFlow`; the frame padded to 32) and its
+            output at 1/4 of that is the 1/8 the memory reads: a quarter of
+            the work (the `fast` model's student).
         flow_representation: `"uv"`, `"angle_magnitude"`, `"uv_residual"` or
             `"residual"` (see `FlowEncoding`).
         flow_scale: Pixels of flow that map to 1.0 in MP-Net's input.
@@ -62,6 +67,7 @@ class LVOConfig:
     appearance_channels: int = 128
     appearance_fc6: int | None = None
     motion_width: float = 1.0
+    motion_stride: int = 1
     flow_representation: str = "uv"
     flow_scale: float = 20.0
     camera_model: str = "affine"
@@ -74,6 +80,10 @@ class LVOConfig:
     head_filters: int = 64
     memory_streams: str = "both"
     motion_mix: float = 0.0
+
+    def __post_init__(self):
+        if self.motion_stride not in (1, 2):
+            raise ValueError(f"motion_stride must be 1 or 2; got {self.motion_stride!r}")
 
     @property
     def feature_channels(self) -> int:
@@ -122,6 +132,11 @@ PRESETS = {
         appearance_fc6=256,
         flow_peak=15.0,
     ),
+    # The `fast` model's student: lite with MP-Net on flow at half the frame's
+    # size (a quarter of its work), distilled from the synthetic model's MP-Net
+    # on the full-size flow (`train_mpnet --teacher`); the memory and the
+    # appearance stream are lite's.
+    "fast": LITE.replace(motion_stride=2),
 }
 
 

@@ -274,6 +274,53 @@ class PadFrames(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class HalveFlow(keras.layers.Layer):
+    """Flow [..., H, W, 2] (H and W even) -> [..., H/2, W/2, 2]: the mean of
+    each 2x2 block, halved, so it is the same motion in pixels of the half-size
+    grid (what MP-Net reads with `LVOConfig.motion_stride` 2)."""
+
+    def call(self, flow):
+        shape = tf.shape(flow)
+        h, w = shape[-3] // 2, shape[-2] // 2
+        blocks = tf.reshape(flow, tf.stack([-1, h, 2, w, 2, 2]))
+        half = tf.reduce_mean(blocks, axis=[2, 4]) * 0.5
+        return tf.reshape(half, tf.concat([shape[:-3], tf.stack([h, w, 2])], axis=0))
+
+    def compute_output_shape(self, input_shape):
+        *lead, h, w, c = input_shape
+        return (*lead, None if h is None else h // 2, None if w is None else w // 2, c)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CropToCells(keras.layers.Layer):
+    """(features [B, T, h, w, C], flow [B, T, H, W, 2]) -> the features' first
+    ceil(H / multiple) * multiple / stride rows (and columns alike): the cells
+    of the frame padded to `multiple`, where the features came from a frame
+    padded further (MP-Net at half size pads the frame to 32)."""
+
+    def __init__(self, multiple: int, stride: int, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple, self.stride = int(multiple), int(stride)
+
+    def call(self, features, flow):
+        shape = tf.shape(flow)
+        m = self.multiple
+        rows = (shape[2] + m - 1) // m * m // self.stride
+        cols = (shape[3] + m - 1) // m * m // self.stride
+        return features[:, :, :rows, :cols]
+
+    def compute_output_shape(self, features_shape, flow_shape):
+        def cells(n):
+            return None if n is None else -(-n // self.multiple) * self.multiple // self.stride
+
+        b, t, _, _, c = features_shape
+        return (b, t, cells(flow_shape[2]), cells(flow_shape[3]), c)
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple, "stride": self.stride}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class CheckClip(keras.layers.Layer):
     """Validates `frames` [B, T, H, W, 3] and `flow` [B, T, H, W, 2] and
     passes them through. Static mismatches raise `ValueError` when the model

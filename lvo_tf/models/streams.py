@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import keras
 
-from lvo_tf.models.config import PAD_MULTIPLE, LVOConfig, resolve_config
+from lvo_tf.models.config import OUTPUT_STRIDE, PAD_MULTIPLE, LVOConfig, resolve_config
 from lvo_tf.models.deeplab_large_fov import build_deeplab_large_fov
-from lvo_tf.models.frame_ops import CAFFE_MEAN_RGB, CheckClip, FrameWise, PadFrames
+from lvo_tf.models.frame_ops import (
+    CAFFE_MEAN_RGB,
+    CheckClip,
+    CropToCells,
+    FrameWise,
+    HalveFlow,
+    PadFrames,
+)
 from lvo_tf.models.mpnet import build_mpnet
 
 
@@ -98,12 +105,36 @@ def build_streams(config: LVOConfig, appearance=None, motion=None) -> keras.Mode
     flow_in = keras.Input((None, None, None, 2), dtype="float32", name="flow")
     frames, flow = CheckClip(name="check_clip")(frames_in, flow_in)
     frames = PadFrames(PAD_MULTIPLE, CAFFE_MEAN_RGB, name="pad_frames")(frames)
-    flow = PadFrames(PAD_MULTIPLE, (0.0, 0.0), name="pad_flow")(flow)
     a = FrameWise(appearance, name="appearance_stream")(frames)
-    m = FrameWise(motion, name="motion_stream")(flow)
-    m = keras.layers.MaxPooling3D((1, 2, 2), name="motion_pool")(m)  # 1/4 -> 1/8
+    layers = {
+        "pad_flow": PadFrames(PAD_MULTIPLE * config.motion_stride, (0.0, 0.0), name="pad_flow"),
+        "motion_stream": FrameWise(motion, name="motion_stream"),
+    }
+    if config.motion_stride == 1:
+        layers["motion_pool"] = keras.layers.MaxPooling3D((1, 2, 2), name="motion_pool")
+    else:
+        layers["halve_flow"] = HalveFlow(name="halve_flow")
+        layers["motion_pool"] = CropToCells(PAD_MULTIPLE, OUTPUT_STRIDE, name="motion_pool")
+    m = motion_cells(layers.get, flow)
     features = keras.layers.Concatenate(axis=-1, name="features")([a, m])
     return keras.Model([frames_in, flow_in], features, name="streams")
+
+
+def motion_cells(layer, flow):
+    """flow [B, T, H, W, 2] -> MP-Net's probability at the 1/8 cells of the
+    frame padded to 16, through the motion layers of `build_streams`
+    (`layer(name)` gives one, None if absent): at the frame's size, pooled
+    1/4 -> 1/8; or with `motion_stride` 2 (a `halve_flow` layer) at half
+    size, whose 1/4 is 1/8, cropped to those cells."""
+    padded = layer("pad_flow")(flow)
+    halve = layer("halve_flow")
+    m = layer("motion_stream")(halve(padded) if halve else padded)
+    return layer("motion_pool")(m, flow) if halve else layer("motion_pool")(m)
+
+
+def _layer_or_none(model: keras.Model):
+    names = {layer.name for layer in model.layers}
+    return lambda name: model.get_layer(name) if name in names else None
 
 
 def build_trunk_clip(streams: keras.Model) -> keras.Model:
@@ -125,8 +156,7 @@ def build_streams_from_trunk(streams: keras.Model) -> keras.Model:
     trunk = keras.Input((None, None, None, head.input.shape[-1]), name="trunk")
     flow_in = keras.Input((None, None, None, 2), dtype="float32", name="flow")
     a = FrameWise(head, name="appearance_head")(trunk)
-    m = streams.get_layer("motion_stream")(streams.get_layer("pad_flow")(flow_in))
-    m = streams.get_layer("motion_pool")(m)
+    m = motion_cells(_layer_or_none(streams), flow_in)
     features = keras.layers.Concatenate(axis=-1, name="features")([a, m])
     return keras.Model([trunk, flow_in], features, name="streams_from_trunk")
 
@@ -140,8 +170,7 @@ def build_motion_features(streams: keras.Model) -> keras.Model:
     frames_in = keras.Input((None, None, None, 3), dtype="uint8", name="frames")
     flow_in = keras.Input((None, None, None, 2), dtype="float32", name="flow")
     _, flow = streams.get_layer("check_clip")(frames_in, flow_in)
-    m = streams.get_layer("motion_stream")(streams.get_layer("pad_flow")(flow))
-    m = streams.get_layer("motion_pool")(m)
+    m = motion_cells(_layer_or_none(streams), flow)
     appearance_channels = streams.output.shape[-1] - 1
     zeros = keras.ops.repeat(keras.ops.zeros_like(m), appearance_channels, axis=-1)
     features = keras.layers.Concatenate(axis=-1, name="features")([zeros, m])

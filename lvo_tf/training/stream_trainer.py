@@ -42,6 +42,7 @@ from lvo_tf.models import (
     resolve_config,
     weights,
 )
+from lvo_tf.models.frame_ops import HalveFlow
 from lvo_tf.training import loop
 
 STREAMS = ("motion", "appearance")
@@ -79,6 +80,14 @@ class StreamTrainConfig(loop.LoopConfig):
     # appearance.weights.h5; with trunk_cache, the convs the cache was made with).
     import_hed_vgg16: bool = False
     val_examples: int = 64
+    # Motion only: distillation. The student (the preset's MP-Net) learns this
+    # model's MP-Net probabilities on the same (cropped, flipped, scaled) flow:
+    # a shipped model's name or a whole-model weights file of teacher_preset.
+    teacher: str | None = None
+    teacher_preset: str = "lite"
+    # The loss is distill_weight * BCE(teacher's probabilities) +
+    # (1 - distill_weight) * the labels' weighted BCE.
+    distill_weight: float = 1.0
 
     def validate(self) -> None:
         """Raises ValueError naming the offending setting, before any work."""
@@ -103,6 +112,20 @@ class StreamTrainConfig(loop.LoopConfig):
             raise ValueError(f"init_weights: no such file {self.init_weights!r}")
         if self.stream == "motion" and (self.trunk_cache or self.import_hed_vgg16):
             raise ValueError("trunk_cache and import_hed_vgg16 are for the appearance stream")
+        if self.teacher is not None:
+            if self.stream != "motion":
+                raise ValueError("teacher: distillation is for the motion stream")
+            resolve_config(self.teacher_preset)
+            if self.teacher not in shipped.SHIPPED and not os.path.isfile(self.teacher):
+                raise ValueError(f"teacher: no such file {self.teacher!r}")
+        stride = resolve_config(self.preset).motion_stride if self.stream == "motion" else 1
+        if stride > 1 and (self.crop is None or any(side % (16 * stride) for side in self.crop)):
+            raise ValueError(
+                f"crop must be a multiple of {16 * stride} for preset {self.preset!r} "
+                f"(MP-Net reads the flow at 1/{stride}); got {self.crop}"
+            )
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ValueError(f"distill_weight must be in [0, 1]; got {self.distill_weight}")
         if self.trunk_cache:
             if not os.path.isfile(os.path.join(self.trunk_cache, "index.json")):
                 raise ValueError(f"trunk_cache: no feature cache at {self.trunk_cache!r}")
@@ -129,6 +152,63 @@ def _initial_stream(config: StreamTrainConfig, part: str):
     return weights.get_part(model, part)
 
 
+def teacher_motion(teacher: str, preset: str = "lite") -> keras.Model:
+    """The MP-Net of `teacher` (a shipped model's name or a weights file of
+    `preset`, or with its manifest beside it) as `train_mpnet` trains it:
+    without the per-frame gain (`flow_peak`, which has no weights)."""
+    model, info = shipped.resolve(teacher, preset)
+    network = shipped.config(info) if info else resolve_config(preset)
+    motion = build_motion(network.replace(flow_peak=0.0))
+    motion.set_weights(weights.get_part(model, "motion").get_weights())
+    motion.trainable = False
+    return motion
+
+
+def with_teacher(
+    dataset: tf.data.Dataset, teacher: keras.Model | None, stride: int = 1
+) -> tf.data.Dataset:
+    """(flow, labels at 1/4) batches -> (flow, targets at 1/(4 * stride)): the
+    labels (with stride 2, the moving fraction of each 2x2 block) and, with a
+    teacher, its probabilities as a second channel (with stride 2 max-pooled,
+    as `build_streams` pools the teacher's output to 1/8)."""
+
+    def add(x, y):
+        if stride > 1:
+            y = tf.nn.avg_pool2d(y, stride, stride, "VALID")
+        if teacher is None:
+            return x, y
+        taught = tf.cast(teacher(x, training=False), y.dtype)
+        if stride > 1:
+            taught = tf.nn.max_pool2d(taught, stride, stride, "VALID")
+        return x, tf.concat([y, taught], axis=-1)
+
+    return dataset.map(add, num_parallel_calls=1, deterministic=True)
+
+
+def strided_motion(stream: keras.Model, stride: int) -> keras.Model:
+    """flow [N, H, W, 2] -> `stream` (an MP-Net) on the flow at 1/stride
+    (`HalveFlow`), as `build_streams` runs it with `motion_stride` 2."""
+    if stride == 1:
+        return stream
+    flow = keras.Input((None, None, 2), name="flow")
+    return keras.Model(flow, stream(HalveFlow(name="halve_flow")(flow)), name="strided_motion")
+
+
+def distillation_bce(positive_weight: float, distill_weight: float):
+    """The loss on `with_teacher`'s targets: `distill_weight` times the BCE
+    against the teacher's probabilities (minimal where the student's equal
+    them) plus the rest times the labels' weighted BCE."""
+    hard, soft = weighted_bce(positive_weight), weighted_bce(1.0)
+
+    def loss(targets, probabilities):
+        labels, taught = targets[..., :1], targets[..., 1:]
+        return distill_weight * soft(taught, probabilities) + (1.0 - distill_weight) * hard(
+            labels, probabilities
+        )
+
+    return loss
+
+
 def weighted_bce(positive_weight: float):
     def loss(labels, probabilities):
         p = tf.clip_by_value(tf.cast(probabilities, tf.float32), 1e-6, 1 - 1e-6)
@@ -148,14 +228,23 @@ def estimate_positive_weight(source, examples: int = 200) -> float:
     return float(np.clip((total - positives) / max(positives, 1.0), 1.0, 20.0))
 
 
-def validation_j(model: keras.Model, source, count: int) -> float:
+def validation_j(model: keras.Model, source, count: int, multiple: int = 1) -> float:
     """Mean J (davis_metrics.region_similarity) of thresholded outputs over
-    evenly spaced examples of `source`, at the labels' resolution."""
+    evenly spaced examples of `source`, at the labels' resolution (or the
+    model's coarser one, labels averaged over its cells); each input cropped
+    to a multiple of `multiple` pixels (a strided MP-Net needs 32)."""
     picks = np.unique(np.linspace(0, len(source.items) - 1, count).round().astype(int))
     scores = []
     for k in picks:
         x, label = source.example(int(k))
+        if multiple > 1:
+            rows, cols = (n // multiple * multiple for n in x.shape[:2])
+            s = x.shape[0] // label.shape[0]
+            x, label = x[:rows, :cols], label[: rows // s, : cols // s]
         p = np.asarray(model(x[None], training=False))[0, ..., 0]
+        if p.shape != label.shape[:2]:  # a strided MP-Net: labels pooled as it trained on
+            f = label.shape[0] // p.shape[0]
+            label = label.reshape(p.shape[0], f, p.shape[1], f, -1).mean(axis=(1, 3))
         scores.append(davis_metrics.region_similarity(p > 0.5, label[..., 0] > 0.5))
     return float(np.mean(scores))
 
@@ -171,13 +260,39 @@ def train(config: StreamTrainConfig) -> dict:
         weight,
     )
     built = {}
+    stride = resolve_config(config.preset).motion_stride if config.stream == "motion" else 1
+    teacher = teacher_motion(config.teacher, config.teacher_preset) if config.teacher else None
+    if teacher is not None:
+        logging.info(
+            "Distilling %s's MP-Net (%d weights) into the %s preset's (distill weight %g)",
+            config.teacher,
+            teacher.count_params(),
+            config.preset,
+            config.distill_weight,
+        )
+
+    def dataset(start):
+        batches = example_dataset(
+            source,
+            config.crop,
+            not config.trunk_cache,
+            config.seed,
+            config.batch_size,
+            start,
+            config.flow_scale_range if config.stream == "motion" else None,
+        )
+        if teacher is None and stride == 1:
+            return batches
+        return with_teacher(batches, teacher, stride)
 
     def build():
         if config.stream == "motion":
             # Trained on residuals at their own scale, under random scaling
             # (flow_scale_range), without the preset's per-frame gain, which
             # maps each frame into that range at inference (LVOConfig.flow_peak).
-            model = stream = build_motion(resolve_config(config.preset).replace(flow_peak=0.0))
+            stream = build_motion(resolve_config(config.preset).replace(flow_peak=0.0))
+            model = strided_motion(stream, stride)
+            built["motion"] = stream
         else:
             builder = build_head_classifier if config.trunk_cache else build_appearance_classifier
             model, stream = builder(config.preset)
@@ -191,21 +306,15 @@ def train(config: StreamTrainConfig) -> dict:
 
     summary = loop.fit(
         build,
-        lambda start: example_dataset(
-            source,
-            config.crop,
-            not config.trunk_cache,
-            config.seed,
-            config.batch_size,
-            start,
-            config.flow_scale_range if config.stream == "motion" else None,
-        ),
-        weighted_bce(weight),
+        dataset,
+        distillation_bce(weight, config.distill_weight) if teacher else weighted_bce(weight),
         config,
-        validate=lambda m: validation_j(m, val_source, config.val_examples),
-        weights_name=_WEIGHTS_NAMES[config.stream],
+        validate=lambda m: validation_j(m, val_source, config.val_examples, 16 * stride),
+        weights_name=_WEIGHTS_NAMES[config.stream] if stride == 1 else "strided.weights.h5",
         strategy=strategy,
     )
+    if stride > 1:  # MP-Net alone, loadable as part "motion" of an LVO model
+        weights.save_weights(built["motion"], os.path.join(config.output_dir, "motion.weights.h5"))
     if config.stream == "appearance":
         # The stream alone, loadable as part "appearance" of an LVO model.
         path = os.path.join(config.output_dir, "appearance.weights.h5")
@@ -259,6 +368,18 @@ def define_flags(stream: str) -> dict:
         )
         holders["flow_scale_range"] = flags.DEFINE_list(
             "flow_scale_range", None, "'lo,hi': scale each flow field by a random factor."
+        )
+        holders["teacher"] = flags.DEFINE_string(
+            "teacher",
+            None,
+            "Distil: learn this model's MP-Net probabilities (a shipped model's name or a "
+            "whole-model weights file) into the preset's MP-Net.",
+        )
+        holders["teacher_preset"] = flags.DEFINE_string(
+            "teacher_preset", "lite", "Preset of a --teacher weights file without a manifest."
+        )
+        holders["distill_weight"] = flags.DEFINE_float(
+            "distill_weight", 1.0, "Weight of the teacher's targets in the loss (the rest: labels)."
         )
     holders["loop"] = loop.define_loop_flags(steps=20_000)
     flags.mark_flags_as_required(["data_root", "output_dir"])

@@ -79,6 +79,12 @@ _DERIVE_FROM = flags.DEFINE_enum(
     "Ship that model's network and weights file with other run settings (writes the "
     "manifest only).",
 )
+_MOTION_WEIGHTS = flags.DEFINE_string(
+    "motion_weights",
+    None,
+    "With --derive_from: a train_mpnet run's motion.weights.h5 for --preset's MP-Net "
+    "(a distilled student) replacing the source's MP-Net.",
+)
 _CRF_ITERATIONS = flags.DEFINE_integer(
     "crf_iterations", None, "With --derive_from: mean-field steps of its CRF.", lower_bound=1
 )
@@ -121,6 +127,8 @@ def main(argv):
                 _PROCESS_HEIGHT.value if _PROCESS_HEIGHT.present else None,
                 _FLOW_METHOD.value,
                 _crf_settings(),
+                _MOTION_WEIGHTS.value,
+                _PRESET.value,
             )
             return
         if _crf_settings():

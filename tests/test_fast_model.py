@@ -1,7 +1,8 @@
 """The fast model (`segment --weights=fast`): a shipped manifest that runs the
 synthetic model's network and weights at 240 rows with the CRF on the box
-around the object, the cropped CRF itself, and how a manifest's CRF
-settings reach `segment` and `segment_beam`."""
+around the object; deriving a model with a distilled MP-Net; the cropped
+CRF itself, and how a manifest's CRF settings reach `segment` and
+`segment_beam`."""
 
 import dataclasses
 import json
@@ -36,6 +37,55 @@ def test_fast_runs_the_synthetic_network_with_its_own_settings():
     assert "metrics" not in fast  # measured with the synthetic model's settings
     # The manifest's CRF keys are CRFParams' fields (shipped does not import it).
     assert shipped.CRF_SETTINGS == tuple(f.name for f in dataclasses.fields(crf.CRFParams))
+
+
+def test_derive_with_motion_weights_ships_the_student_in_the_sources_network(tmp_path):
+    """derive(motion_weights=...): `<name>.weights.h5` is the source's
+    network with the preset's MP-Net and the run's weights in it; the
+    manifest's config, SHA-256, run record and regression outputs are the
+    new network's."""
+    from lvo_tf.models import build_motion, resolve_config, weights
+
+    info = shipped.manifest(name="synthetic")
+    for file in (info["weights"], shipped.SHIPPED["synthetic"] + ".json"):
+        os.symlink(os.path.join(shipped.WEIGHTS_DIR, file), tmp_path / file)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    student = build_motion(resolve_config("fast").replace(flow_peak=0.0))
+    rng = np.random.default_rng(0)
+    student.set_weights([rng.normal(0, 0.05, w.shape) for w in student.get_weights()])
+    weights.save_weights(student, str(run_dir / "motion.weights.h5"))
+    for record in ("config.json", "summary.json"):
+        (run_dir / record).write_text(json.dumps({"record": record}))
+    made = packaging.derive(
+        "synthetic",
+        "fast",
+        str(tmp_path),
+        motion_weights=str(run_dir / "motion.weights.h5"),
+        preset="fast",
+    )
+    assert made["weights"] == "fast.weights.h5" and made["config"]["motion_stride"] == 2
+    assert made["training"]["mpnet"] == {
+        "settings": {"record": "config.json"},
+        "summary": {"record": "summary.json"},
+    }
+    model, _ = shipped.load(str(tmp_path), "fast")  # the SHA-256 check passes
+    for got, want in zip(
+        weights.get_part(model, "motion").get_weights(), student.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+    source, _ = shipped.load(name="synthetic")
+    for got, want in zip(
+        weights.get_part(model, "memory").get_weights(),
+        weights.get_part(source, "memory").get_weights(),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, want)
+    assert made["regression"]["probabilities_every_4th_pixel"] == shipped.regression_outputs(model)
+    assert (
+        made["regression"]["probabilities_every_4th_pixel"]
+        != info["regression"]["probabilities_every_4th_pixel"]
+    )
 
 
 def test_derive_writes_only_a_manifest_and_checks_its_crf(tmp_path):

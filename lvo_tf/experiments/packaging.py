@@ -142,13 +142,18 @@ def derive(
     process_height: int | None = None,
     flow_method: str | None = None,
     crf: dict | None = None,
+    motion_weights: str | None = None,
+    preset: str | None = None,
 ) -> dict:
     """Ships `name`: shipped model `source`'s network and weights file (not
     copied: the new manifest names it and its SHA-256) run with other
     settings: processing height, flow method, CRF settings (`CRFParams`
-    fields). Writes `<name>.json` into `output_dir`, atomically, and returns
-    it. The source's measured accuracy is not carried over (it was measured
-    with the source's settings)."""
+    fields). With `motion_weights` (a `train_mpnet` run's motion.weights.h5
+    for `preset`'s MP-Net, a distilled student) the network takes `preset`'s
+    MP-Net and that run's weights, and the rest of `source`'s weights, into
+    `<name>.weights.h5`. Writes `<name>.json` into `output_dir`, atomically,
+    and returns it. The source's measured accuracy is not carried over (it
+    was measured with the source's settings)."""
     info = shipped.manifest(output_dir, source)
     crf = dict(crf or {})
     shipped.crf_settings({"name": name, "crf": crf})  # unknown or bad settings fail here
@@ -157,6 +162,8 @@ def derive(
     method = flow_method or info["flow_method"]
     manifest = {k: v for k, v in info.items() if k != "metrics"}
     steps = f"; CRF {', '.join(f'{k} {v:g}' for k, v in sorted(crf.items()))}" if crf else ""
+    if motion_weights:
+        manifest.update(_with_student(source, name, output_dir, motion_weights, preset or "lite"))
     manifest.update(
         name=name,
         process_height=height,
@@ -164,8 +171,48 @@ def derive(
         crf=crf,
         derived_from={"model": source, "name": info["name"], "sha256": info["sha256"]},
         reproduce=f"{info.get('reproduce', 'make synthetic-weights')}, then make {name}-weights",
-        summary=f"{source}'s network and weights at up to {height} rows, {method} flow{steps}",
+        summary=(
+            f"{source}'s network and weights"
+            + (f" with {preset}'s MP-Net distilled from its own" if motion_weights else "")
+            + f" at up to {height} rows, {method} flow{steps}"
+        ),
     )
     io_utils.write_json(os.path.join(output_dir, name + ".json"), manifest)
     logging.info("Shipped %s: %s", name, manifest["summary"])
     return manifest
+
+
+def _with_student(source: str, name: str, output_dir: str, motion_weights: str, preset: str):
+    """The manifest fields of `source` with its MP-Net replaced by the student
+    in `motion_weights` (of `preset`'s MP-Net), whose whole network is saved
+    as `<name>.weights.h5` in `output_dir`."""
+    teacher, info = shipped.load(output_dir, source)
+    student = resolve_config(preset)
+    config = shipped.config(info).replace(
+        motion_width=student.motion_width, motion_stride=student.motion_stride
+    )
+    model = build_lvo(config)
+    model.set_weights(teacher.get_weights())  # MP-Net's width is the teacher's: same shapes
+    weights.load_weights(model, motion_weights, part="motion")
+    run = os.path.dirname(motion_weights)
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, name + ".weights.h5")
+    weights.save_weights(model, path)
+    return {
+        "preset": preset,
+        "config": dataclasses.asdict(config),
+        "weights": os.path.basename(path),
+        "sha256": shipped.sha256(path),
+        "bytes": os.path.getsize(path),
+        "training": {
+            **info.get("training", {}),
+            "mpnet": {
+                "settings": _read_json(os.path.join(run, "config.json")),
+                "summary": _read_json(os.path.join(run, "summary.json")),
+            },
+        },
+        "regression": {
+            **info["regression"],
+            "probabilities_every_4th_pixel": shipped.regression_outputs(model),
+        },
+    }

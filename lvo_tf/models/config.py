@@ -27,7 +27,8 @@ class LVOConfig:
             size and its output at 1/4 is max-pooled to 1/8. 2: it reads the
             flow at half size (`HalveFlow`; the frame padded to 32) and its
             output at 1/4 of that is the 1/8 the memory reads: a quarter of
-            the work (the `fast` model's student).
+            the work (preset `fast`; its distilled MP-Net was measured and not
+            shipped: README, "The fast model").
         flow_representation: `"uv"`, `"angle_magnitude"`, `"uv_residual"` or
             `"residual"` (see `FlowEncoding`).
         flow_scale: Pixels of flow that map to 1.0 in MP-Net's input.
@@ -132,10 +133,10 @@ PRESETS = {
         appearance_fc6=256,
         flow_peak=15.0,
     ),
-    # The `fast` model's student: lite with MP-Net on flow at half the frame's
-    # size (a quarter of its work), distilled from the synthetic model's MP-Net
-    # on the full-size flow (`train_mpnet --teacher`); the memory and the
-    # appearance stream are lite's.
+    # lite with MP-Net on flow at half the frame's size (a quarter of its work),
+    # for a student distilled from the synthetic model's MP-Net on the full-size
+    # flow (`train_mpnet --teacher`, flags/fast_mpnet.flags); measured and not
+    # shipped (README, "The fast model"); the memory and appearance are lite's.
     "fast": LITE.replace(motion_stride=2),
 }
 

@@ -89,6 +89,11 @@ class StreamTrainConfig(loop.LoopConfig):
     # (1 - distill_weight) * the labels' weighted BCE.
     distill_weight: float = 1.0
 
+    @property
+    def motion_stride(self) -> int:
+        """The trained MP-Net reads the flow at 1/motion_stride (1 for appearance)."""
+        return resolve_config(self.preset).motion_stride if self.stream == "motion" else 1
+
     def validate(self) -> None:
         """Raises ValueError naming the offending setting, before any work."""
         resolve_config(self.preset)
@@ -118,7 +123,7 @@ class StreamTrainConfig(loop.LoopConfig):
             resolve_config(self.teacher_preset)
             if self.teacher not in shipped.SHIPPED and not os.path.isfile(self.teacher):
                 raise ValueError(f"teacher: no such file {self.teacher!r}")
-        stride = resolve_config(self.preset).motion_stride if self.stream == "motion" else 1
+        stride = self.motion_stride
         if stride > 1 and (self.crop is None or any(side % (16 * stride) for side in self.crop)):
             raise ValueError(
                 f"crop must be a multiple of {16 * stride} for preset {self.preset!r} "
@@ -260,7 +265,7 @@ def train(config: StreamTrainConfig) -> dict:
         weight,
     )
     built = {}
-    stride = resolve_config(config.preset).motion_stride if config.stream == "motion" else 1
+    stride = config.motion_stride
     teacher = teacher_motion(config.teacher, config.teacher_preset) if config.teacher else None
     if teacher is not None:
         logging.info(

@@ -55,8 +55,8 @@ def test_derive_with_motion_weights_ships_the_student_in_the_sources_network(tmp
     rng = np.random.default_rng(0)
     student.set_weights([rng.normal(0, 0.05, w.shape) for w in student.get_weights()])
     weights.save_weights(student, str(run_dir / "motion.weights.h5"))
-    for record in ("config.json", "summary.json"):
-        (run_dir / record).write_text(json.dumps({"record": record}))
+    (run_dir / "config.json").write_text(json.dumps({"teacher": "synthetic"}))
+    (run_dir / "summary.json").write_text(json.dumps({"record": "summary.json"}))
     made = packaging.derive(
         "synthetic",
         "fast",
@@ -66,9 +66,10 @@ def test_derive_with_motion_weights_ships_the_student_in_the_sources_network(tmp
     )
     assert made["weights"] == "fast.weights.h5" and made["config"]["motion_stride"] == 2
     assert made["training"]["mpnet"] == {
-        "settings": {"record": "config.json"},
+        "settings": {"teacher": "synthetic"},
         "summary": {"record": "summary.json"},
     }
+    assert "with fast's MP-Net distilled from its own" in made["summary"]
     model, _ = shipped.load(str(tmp_path), "fast")  # the SHA-256 check passes
     for got, want in zip(
         weights.get_part(model, "motion").get_weights(), student.get_weights(), strict=True
@@ -86,6 +87,43 @@ def test_derive_with_motion_weights_ships_the_student_in_the_sources_network(tmp
         made["regression"]["probabilities_every_4th_pixel"]
         != info["regression"]["probabilities_every_4th_pixel"]
     )
+
+
+def test_derive_with_a_fine_tuned_mpnet_takes_the_presets_gain(tmp_path):
+    """An MP-Net fine-tuned for another preset of the same width (davis's,
+    on real flow) is derived into the source's network with that preset's
+    per-frame gain (`flow_peak`), which the MP-Net's weights were chosen
+    with; the rest of the source's config is kept."""
+    from lvo_tf.models import build_motion, resolve_config, weights
+
+    info = shipped.manifest(name="synthetic")
+    for file in (info["weights"], shipped.SHIPPED["synthetic"] + ".json"):
+        os.symlink(os.path.join(shipped.WEIGHTS_DIR, file), tmp_path / file)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    tuned = build_motion(resolve_config("davis").replace(flow_peak=0.0))
+    rng = np.random.default_rng(1)
+    tuned.set_weights([rng.normal(0, 0.05, w.shape) for w in tuned.get_weights()])
+    weights.save_weights(tuned, str(run_dir / "motion.weights.h5"))
+    (run_dir / "config.json").write_text(json.dumps({"teacher": None}))
+    (run_dir / "summary.json").write_text(json.dumps({}))
+    made = packaging.derive(
+        "synthetic",
+        "mixed",
+        str(tmp_path),
+        motion_weights=str(run_dir / "motion.weights.h5"),
+        preset="davis",
+    )
+    want = dict(info["config"], flow_peak=resolve_config("davis").flow_peak)
+    assert want["flow_peak"] != info["config"]["flow_peak"]
+    assert made["config"] == want
+    assert "with davis's MP-Net fine-tuned" in made["summary"]
+    model, beside = shipped.resolve(str(tmp_path / "mixed.weights.h5"), "lite")  # as segment
+    assert beside == made
+    for got, want in zip(
+        weights.get_part(model, "motion").get_weights(), tuned.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_derive_writes_only_a_manifest_and_checks_its_crf(tmp_path):

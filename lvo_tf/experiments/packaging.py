@@ -162,8 +162,12 @@ def derive(
     method = flow_method or info["flow_method"]
     manifest = {k: v for k, v in info.items() if k != "metrics"}
     steps = f"; CRF {', '.join(f'{k} {v:g}' for k, v in sorted(crf.items()))}" if crf else ""
+    mpnet = ""
     if motion_weights:
         manifest.update(_with_student(source, name, output_dir, motion_weights, preset or "lite"))
+        run = manifest["training"]["mpnet"]["settings"] or {}
+        how = "distilled from its own" if run.get("teacher") else "fine-tuned"
+        mpnet = f" with {preset or 'lite'}'s MP-Net {how}"
     manifest.update(
         name=name,
         process_height=height,
@@ -173,7 +177,7 @@ def derive(
         reproduce=f"{info.get('reproduce', 'make synthetic-weights')}, then make {name}-weights",
         summary=(
             f"{source}'s network and weights"
-            + (f" with {preset}'s MP-Net distilled from its own" if motion_weights else "")
+            + mpnet
             + f" at up to {height} rows, {method} flow{steps}"
         ),
     )
@@ -183,13 +187,16 @@ def derive(
 
 
 def _with_student(source: str, name: str, output_dir: str, motion_weights: str, preset: str):
-    """The manifest fields of `source` with its MP-Net replaced by the student
-    in `motion_weights` (of `preset`'s MP-Net), whose whole network is saved
+    """The manifest fields of `source` with its MP-Net replaced by the one
+    in `motion_weights` (of `preset`'s MP-Net: its width, input stride and
+    per-frame gain; a distilled student or a fine-tuned one), whose whole network is saved
     as `<name>.weights.h5` in `output_dir`."""
     teacher, info = shipped.load(output_dir, source)
     student = resolve_config(preset)
-    config = shipped.config(info).replace(
-        motion_width=student.motion_width, motion_stride=student.motion_stride
+    config = shipped.config(info).replace(  # the preset's MP-Net: width, stride and gain
+        motion_width=student.motion_width,
+        motion_stride=student.motion_stride,
+        flow_peak=student.flow_peak,
     )
     model = build_lvo(config)
     model.set_weights(teacher.get_weights())  # MP-Net's width is the teacher's: same shapes

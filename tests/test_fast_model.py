@@ -1,5 +1,5 @@
-"""The fast model (`segment --weights=fast`): a shipped manifest that runs the
-synthetic model's network and weights at 240 rows with the CRF on the box
+"""The fast model (`segment --weights=fast`): the synthetic model's network
+and weights with a half-resolution MP-Net, at 240 rows with the CRF on the box
 around the object; deriving a model with a distilled MP-Net; the cropped
 CRF itself, and how a manifest's CRF settings reach `segment` and
 `segment_beam`."""
@@ -22,11 +22,27 @@ from lvo_tf.inference import crf, jobs, run
 from lvo_tf.inference.segmenter import LVORunner
 
 
-def test_fast_runs_the_synthetic_network_with_its_own_settings():
+def test_fast_is_the_synthetic_network_with_a_half_resolution_mpnet_and_its_own_settings():
+    """fast = the synthetic model's weights but MP-Net's, which reads the flow
+    at half size and was fine-tuned on DAVIS-2016 train outside fold 0."""
+    from lvo_tf.models import weights
+
     fast, synthetic = shipped.manifest(name="fast"), shipped.manifest(name="synthetic")
-    assert shipped.weights_path(name="fast") == shipped.weights_path(name="synthetic")
-    assert fast["sha256"] == synthetic["sha256"] == fast["derived_from"]["sha256"]
-    assert fast["config"] == synthetic["config"]
+    assert fast["derived_from"]["sha256"] == synthetic["sha256"] != fast["sha256"]
+    assert fast["config"] == dict(synthetic["config"], motion_stride=2)
+    tuned = fast["training"]["mpnet"]["settings"]
+    assert (tuned["preset"], tuned["train_split"], tuned["teacher"]) == (
+        "fast",
+        "except_fold0",
+        None,
+    )
+    assert fast["training"]["memory"] == synthetic["training"]["memory"]
+    model, _ = shipped.load(name="fast")
+    source, _ = shipped.load(name="synthetic")
+    for part, same in (("motion", False), ("appearance", True), ("memory", True)):
+        got = weights.get_part(model, part).get_weights()
+        want = weights.get_part(source, part).get_weights()
+        assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True)) == same, part
     assert fast["process_height"] == 240 < synthetic["process_height"]
     assert shipped.crf_settings(fast) == {
         "crop_threshold": 0.05,
@@ -171,7 +187,9 @@ def test_segment_weights_fast_refines_with_its_manifests_crf(tmp_path):
     in-process reference);
     --crf_iterations=1 overrides the manifest's steps but keeps its crop,
     and its masks are the 1-step cropped reference's."""
-    video = synthetic.render_video(np.random.default_rng(7), shipped.REGRESSION_WORLD)
+    # 192 rows (the regression clip's 96 are too few for MP-Net on half-size flow).
+    world = dataclasses.replace(shipped.REGRESSION_WORLD, height=192, width=256)
+    video = synthetic.render_video(np.random.default_rng(7), world)
     frames_dir = tmp_path / "frames"
     frames_dir.mkdir()
     for t, frame in enumerate(video.frames):
@@ -192,7 +210,7 @@ def test_segment_weights_fast_refines_with_its_manifests_crf(tmp_path):
     assert runs["fast"]["model"] == "fast" and runs["fast"]["process_height"] == 240
     model, info = shipped.load(name="fast")
     reference = LVORunner(model)
-    frames = video.frames  # 96 rows: below 240, processed at their own size
+    frames = video.frames  # 192 rows: below 240, processed at their own size
     flow = flow_lib.clip_flow(frames, info["flow_method"])
     p = reference.upsample(reference.coarse(reference.features(frames, flow)), frames)
     refined = {}

@@ -133,10 +133,10 @@ PRESETS = {
         appearance_fc6=256,
         flow_peak=15.0,
     ),
-    # lite with MP-Net on flow at half the frame's size (a quarter of its work),
-    # for a student distilled from the synthetic model's MP-Net on the full-size
-    # flow (`train_mpnet --teacher`, flags/fast_mpnet.flags); measured and not
-    # shipped (README, "The fast model"); the memory and appearance are lite's.
+    # lite with MP-Net on flow at half the frame's size (a quarter of its work):
+    # the fast model's MP-Net, fine-tuned on DAVIS-2016 train from the synthetic
+    # model's (flags/fast_mpnet.flags; README, "The fast model"); the memory and
+    # appearance are lite's.
     "fast": LITE.replace(motion_stride=2),
 }
 

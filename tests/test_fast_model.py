@@ -55,11 +55,9 @@ def test_fast_is_the_synthetic_network_with_a_half_resolution_mpnet_and_its_own_
     assert shipped.CRF_SETTINGS == tuple(f.name for f in dataclasses.fields(crf.CRFParams))
 
 
-def test_derive_with_motion_weights_ships_the_student_in_the_sources_network(tmp_path):
-    """derive(motion_weights=...): `<name>.weights.h5` is the source's
-    network with the preset's MP-Net and the run's weights in it; the
-    manifest's config, SHA-256, run record and regression outputs are the
-    new network's."""
+def _mpnet_run(tmp_path, preset: str, settings: dict):
+    """The synthetic model's files linked into tmp_path, and a train_mpnet
+    run's folder with a random MP-Net of `preset` and its records."""
     from lvo_tf.models import build_motion, resolve_config, weights
 
     info = shipped.manifest(name="synthetic")
@@ -67,11 +65,23 @@ def test_derive_with_motion_weights_ships_the_student_in_the_sources_network(tmp
         os.symlink(os.path.join(shipped.WEIGHTS_DIR, file), tmp_path / file)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    student = build_motion(resolve_config("fast").replace(flow_peak=0.0))
+    mpnet = build_motion(resolve_config(preset).replace(flow_peak=0.0))
     rng = np.random.default_rng(0)
-    student.set_weights([rng.normal(0, 0.05, w.shape) for w in student.get_weights()])
-    weights.save_weights(student, str(run_dir / "motion.weights.h5"))
-    (run_dir / "config.json").write_text(json.dumps({"teacher": "synthetic"}))
+    mpnet.set_weights([rng.normal(0, 0.05, w.shape) for w in mpnet.get_weights()])
+    weights.save_weights(mpnet, str(run_dir / "motion.weights.h5"))
+    (run_dir / "config.json").write_text(json.dumps(settings))
+    (run_dir / "summary.json").write_text(json.dumps({}))
+    return info, run_dir, mpnet
+
+
+def test_derive_with_motion_weights_ships_the_student_in_the_sources_network(tmp_path):
+    """derive(motion_weights=...): `<name>.weights.h5` is the source's
+    network with the preset's MP-Net and the run's weights in it; the
+    manifest's config, SHA-256, run record and regression outputs are the
+    new network's."""
+    from lvo_tf.models import weights
+
+    info, run_dir, student = _mpnet_run(tmp_path, "fast", {"teacher": "synthetic"})
     (run_dir / "summary.json").write_text(json.dumps({"record": "summary.json"}))
     made = packaging.derive(
         "synthetic",
@@ -110,19 +120,9 @@ def test_derive_with_a_fine_tuned_mpnet_takes_the_presets_gain(tmp_path):
     on real flow) is derived into the source's network with that preset's
     per-frame gain (`flow_peak`), which the MP-Net's weights were chosen
     with; the rest of the source's config is kept."""
-    from lvo_tf.models import build_motion, resolve_config, weights
+    from lvo_tf.models import resolve_config, weights
 
-    info = shipped.manifest(name="synthetic")
-    for file in (info["weights"], shipped.SHIPPED["synthetic"] + ".json"):
-        os.symlink(os.path.join(shipped.WEIGHTS_DIR, file), tmp_path / file)
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    tuned = build_motion(resolve_config("davis").replace(flow_peak=0.0))
-    rng = np.random.default_rng(1)
-    tuned.set_weights([rng.normal(0, 0.05, w.shape) for w in tuned.get_weights()])
-    weights.save_weights(tuned, str(run_dir / "motion.weights.h5"))
-    (run_dir / "config.json").write_text(json.dumps({"teacher": None}))
-    (run_dir / "summary.json").write_text(json.dumps({}))
+    info, run_dir, tuned = _mpnet_run(tmp_path, "davis", {"teacher": None})
     made = packaging.derive(
         "synthetic",
         "mixed",

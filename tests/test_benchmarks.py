@@ -167,6 +167,16 @@ def test_bench_stages_of_a_shipped_model_runs_what_segment_runs():
     )
     table = stages.stages_markdown([r])
     assert "| fast | 40x30 | motion |" in table and "| fast | 40x30 | **all 3** |" in table
+    # Its MP-Net reads the flow at half size, as segment runs it: a quarter
+    # of the full-size MP-Net's convolution FLOPs (96x64 needs no padding).
+    assert config.motion_stride == 2
+    flops = {
+        s: stages.bench_stages(config.replace(motion_stride=s), 64, 96, 1, 2, 1)["stages"][
+            "motion"
+        ]["gflop_per_frame"]
+        for s in (1, 2)
+    }
+    assert 0.2 < flops[2] / flops[1] < 0.3, flops
 
 
 def test_bench_pipeline_small():

@@ -5,12 +5,14 @@ network at the size its manifest processes 854x480 video at."""
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 from absl import logging
 
 from lvo_tf import models as lvo_models
 from lvo_tf.benchmarks import timing
 from lvo_tf.data import readers
+from lvo_tf.models.frame_ops import HalveFlow
 
 
 def conv_gru_convs(
@@ -64,6 +66,13 @@ def bench_stages(
         )
 
     motion = lvo_models.build_motion(config)
+    # MP-Net on half-size flow (motion_stride 2) runs as build_streams runs it:
+    # the flow padded to 32 and halved (HalveFlow) first.
+    stride = config.motion_stride
+    fh, fw = -(-height // (pad * stride)) * pad * stride, -(-width // (pad * stride)) * pad * stride
+    if stride > 1:
+        flow_in = keras.Input((None, None, 2), name="flow")
+        motion = keras.Model(flow_in, motion(HalveFlow(name="halve_flow")(flow_in)))
     memory_model = lvo_models.build_memory(config)
     memory = memory_model.get_layer("visual_memory")
     head_conv, classifier = (
@@ -75,7 +84,7 @@ def bench_stages(
         return classifier(head_conv(x))
 
     frames = tf.cast(tf.random.uniform((n, hp, wp, 3), 0, 255, tf.int32), tf.uint8)
-    flow = tf.random.normal((n, hp, wp, 2))
+    flow = tf.random.normal((n, fh, fw, 2))
     features = tf.random.normal((1, clip_length, h8, w8, config.feature_channels))
     hidden = tf.random.normal((1, clip_length, h8, w8, directions * config.memory_filters))
 
@@ -99,7 +108,7 @@ def bench_stages(
             motion,
             flow,
             n,
-            timing.graph_flops(motion, tf.TensorSpec((1, hp, wp, 2), tf.float32)),
+            timing.graph_flops(motion, tf.TensorSpec((1, fh, fw, 2), tf.float32)),
             timing.conv_ops(motion, tf.TensorSpec(flow.shape, tf.float32)),
         ),
         "memory": (

@@ -188,7 +188,7 @@ def test_segment_weights_fast_refines_with_its_manifests_crf(tmp_path):
     --crf_iterations=1 overrides the manifest's steps but keeps its crop,
     and its masks are the 1-step cropped reference's."""
     # 192 rows (the regression clip's 96 are too few for MP-Net on half-size flow).
-    world = dataclasses.replace(shipped.REGRESSION_WORLD, height=192, width=256)
+    world = shipped.regression_world(motion_stride=2)
     video = synthetic.render_video(np.random.default_rng(7), world)
     frames_dir = tmp_path / "frames"
     frames_dir.mkdir()

@@ -220,6 +220,8 @@ def _with_student(source: str, name: str, output_dir: str, motion_weights: str, 
         },
         "regression": {
             **info["regression"],
+            # As the manifest's JSON holds it (lists, not tuples): derive returns what it wrote.
+            "world": json.loads(json.dumps(vars(shipped.regression_world(config.motion_stride)))),
             "probabilities_every_4th_pixel": shipped.regression_outputs(model),
         },
     }

@@ -29,6 +29,7 @@ when no `--weights` is given; `--weights` takes a shipped name or a path.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -267,15 +268,28 @@ REGRESSION_SEED = (20261124, 0)
 REGRESSION_WORLD = synthetic.WorldConfig(height=96, width=128, frames=6, max_objects=1)
 
 
-def regression_clip():
+def regression_world(motion_stride: int = 1) -> synthetic.WorldConfig:
+    """The fixed clip's world, `motion_stride` times REGRESSION_WORLD's size
+    for a model whose MP-Net reads the flow at 1/motion_stride (at 96 rows
+    on half-size flow it sees 48 and finds no object)."""
+    return dataclasses.replace(
+        REGRESSION_WORLD,
+        height=REGRESSION_WORLD.height * motion_stride,
+        width=REGRESSION_WORLD.width * motion_stride,
+    )
+
+
+def regression_clip(motion_stride: int = 1):
     """(frames [1, T, H, W, 3] uint8, flow [1, T, H, W, 2]) of the fixed clip."""
-    video = synthetic.render_video(np.random.default_rng(REGRESSION_SEED), REGRESSION_WORLD)
+    world = regression_world(motion_stride)
+    video = synthetic.render_video(np.random.default_rng(REGRESSION_SEED), world)
     flow = np.concatenate([video.flow, video.flow[-1:]])  # the last frame repeats
     return video.frames[None], flow[None].astype(np.float32)
 
 
 def regression_outputs(model) -> list:
-    """The model's probabilities on the fixed clip, every 4th pixel, rounded."""
-    frames, flow = regression_clip()
+    """The model's probabilities on the fixed clip (`regression_world` of its
+    MP-Net's stride), every 4th pixel, rounded."""
+    frames, flow = regression_clip(model.lvo_config.motion_stride)
     p = np.asarray(model({"frames": frames, "flow": flow}))[0, :, ::4, ::4, 0]
     return np.round(p.astype(np.float64), 6).tolist()

@@ -314,7 +314,10 @@ def train(config: StreamTrainConfig) -> dict:
         dataset,
         distillation_bce(weight, config.distill_weight) if teacher else weighted_bce(weight),
         config,
-        validate=lambda m: validation_j(m, val_source, config.val_examples, 16 * stride),
+        # Only a strided MP-Net needs its input on a grid (a trunk cache is at 1/8).
+        validate=lambda m: validation_j(
+            m, val_source, config.val_examples, 16 * stride if stride > 1 else 1
+        ),
         weights_name=_WEIGHTS_NAMES[config.stream] if stride == 1 else "strided.weights.h5",
         strategy=strategy,
     )

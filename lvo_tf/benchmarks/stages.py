@@ -5,14 +5,12 @@ network at the size its manifest processes 854x480 video at."""
 
 from __future__ import annotations
 
-import keras
 import tensorflow as tf
 from absl import logging
 
 from lvo_tf import models as lvo_models
 from lvo_tf.benchmarks import timing
 from lvo_tf.data import readers
-from lvo_tf.models.frame_ops import HalveFlow
 
 
 def conv_gru_convs(
@@ -65,14 +63,11 @@ def bench_stages(
             f"{config.memory_type!r}"
         )
 
-    motion = lvo_models.build_motion(config)
     # MP-Net on half-size flow (motion_stride 2) runs as build_streams runs it:
-    # the flow padded to 32 and halved (HalveFlow) first.
+    # the flow padded to 32 and halved first.
     stride = config.motion_stride
+    motion = lvo_models.strided_motion(lvo_models.build_motion(config), stride)
     fh, fw = -(-height // (pad * stride)) * pad * stride, -(-width // (pad * stride)) * pad * stride
-    if stride > 1:
-        flow_in = keras.Input((None, None, 2), name="flow")
-        motion = keras.Model(flow_in, motion(HalveFlow(name="halve_flow")(flow_in)))
     memory_model = lvo_models.build_memory(config)
     memory = memory_model.get_layer("visual_memory")
     head_conv, classifier = (

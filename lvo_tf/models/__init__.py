@@ -20,6 +20,7 @@ from lvo_tf.models.streams import (
     build_streams,
     build_streams_from_trunk,
     build_trunk_clip,
+    strided_motion,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "build_streams",
     "build_streams_from_trunk",
     "build_trunk_clip",
+    "strided_motion",
     "carries_state",
     "resolve_config",
 ]

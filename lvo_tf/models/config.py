@@ -27,8 +27,8 @@ class LVOConfig:
             size and its output at 1/4 is max-pooled to 1/8. 2: it reads the
             flow at half size (`HalveFlow`; the frame padded to 32) and its
             output at 1/4 of that is the 1/8 the memory reads: a quarter of
-            the work (preset `fast`; its distilled MP-Net was measured and not
-            shipped: README, "The fast model").
+            the work (preset `fast`, the fast model's MP-Net: README, "The fast
+            model").
         flow_representation: `"uv"`, `"angle_magnitude"`, `"uv_residual"` or
             `"residual"` (see `FlowEncoding`).
         flow_scale: Pixels of flow that map to 1.0 in MP-Net's input.

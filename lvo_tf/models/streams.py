@@ -120,6 +120,15 @@ def build_streams(config: LVOConfig, appearance=None, motion=None) -> keras.Mode
     return keras.Model([frames_in, flow_in], features, name="streams")
 
 
+def strided_motion(stream: keras.Model, stride: int) -> keras.Model:
+    """flow [N, H, W, 2] -> `stream` (an MP-Net) on the flow at 1/stride
+    (`HalveFlow`), as `build_streams` runs it with `motion_stride` 2."""
+    if stride == 1:
+        return stream
+    flow = keras.Input((None, None, 2), name="flow")
+    return keras.Model(flow, stream(HalveFlow(name="halve_flow")(flow)), name="strided_motion")
+
+
 def motion_cells(layer, flow):
     """flow [B, T, H, W, 2] -> MP-Net's probability at the 1/8 cells of the
     frame padded to 16, through the motion layers of `build_streams`

@@ -40,9 +40,9 @@ from lvo_tf.models import (
     build_head_classifier,
     build_motion,
     resolve_config,
+    strided_motion,
     weights,
 )
-from lvo_tf.models.frame_ops import HalveFlow
 from lvo_tf.training import loop
 
 STREAMS = ("motion", "appearance")
@@ -190,15 +190,6 @@ def with_teacher(
     return dataset.map(add, num_parallel_calls=1, deterministic=True)
 
 
-def strided_motion(stream: keras.Model, stride: int) -> keras.Model:
-    """flow [N, H, W, 2] -> `stream` (an MP-Net) on the flow at 1/stride
-    (`HalveFlow`), as `build_streams` runs it with `motion_stride` 2."""
-    if stride == 1:
-        return stream
-    flow = keras.Input((None, None, 2), name="flow")
-    return keras.Model(flow, stream(HalveFlow(name="halve_flow")(flow)), name="strided_motion")
-
-
 def distillation_bce(positive_weight: float, distill_weight: float):
     """The loss on `with_teacher`'s targets: `distill_weight` times the BCE
     against the teacher's probabilities (minimal where the student's equal
@@ -233,16 +224,19 @@ def estimate_positive_weight(source, examples: int = 200) -> float:
     return float(np.clip((total - positives) / max(positives, 1.0), 1.0, 20.0))
 
 
-def validation_j(model: keras.Model, source, count: int, multiple: int = 1) -> float:
+def validation_j(model: keras.Model, source, count: int, stride: int = 1) -> float:
     """Mean J (davis_metrics.region_similarity) of thresholded outputs over
     evenly spaced examples of `source`, at the labels' resolution (or the
-    model's coarser one, labels averaged over its cells); each input cropped
-    to a multiple of `multiple` pixels (a strided MP-Net needs 32)."""
+    model's coarser one, labels averaged over its cells). An MP-Net on
+    1/`stride` flow (`strided_motion`, stride > 1) gets each input cropped
+    to a multiple of 16 * stride pixels, as it trained; other inputs (a
+    trunk cache's 1/8 features among them) are taken whole."""
+    multiple = 16 * stride
     picks = np.unique(np.linspace(0, len(source.items) - 1, count).round().astype(int))
     scores = []
     for k in picks:
         x, label = source.example(int(k))
-        if multiple > 1:
+        if stride > 1:
             rows, cols = (n // multiple * multiple for n in x.shape[:2])
             s = x.shape[0] // label.shape[0]
             x, label = x[:rows, :cols], label[: rows // s, : cols // s]
@@ -314,10 +308,7 @@ def train(config: StreamTrainConfig) -> dict:
         dataset,
         distillation_bce(weight, config.distill_weight) if teacher else weighted_bce(weight),
         config,
-        # Only a strided MP-Net needs its input on a grid (a trunk cache is at 1/8).
-        validate=lambda m: validation_j(
-            m, val_source, config.val_examples, 16 * stride if stride > 1 else 1
-        ),
+        validate=lambda m: validation_j(m, val_source, config.val_examples, stride),
         weights_name=_WEIGHTS_NAMES[config.stream] if stride == 1 else "strided.weights.h5",
         strategy=strategy,
     )

@@ -83,7 +83,7 @@ _MOTION_WEIGHTS = flags.DEFINE_string(
     "motion_weights",
     None,
     "With --derive_from: a train_mpnet run's motion.weights.h5 for --preset's MP-Net "
-    "(a distilled student) replacing the source's MP-Net.",
+    "(fine-tuned or distilled) replacing the source's MP-Net.",
 )
 _CRF_ITERATIONS = flags.DEFINE_integer(
     "crf_iterations", None, "With --derive_from: mean-field steps of its CRF.", lower_bound=1

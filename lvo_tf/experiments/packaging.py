@@ -149,7 +149,7 @@ def derive(
     copied: the new manifest names it and its SHA-256) run with other
     settings: processing height, flow method, CRF settings (`CRFParams`
     fields). With `motion_weights` (a `train_mpnet` run's motion.weights.h5
-    for `preset`'s MP-Net, a distilled student) the network takes `preset`'s
+    for `preset`'s MP-Net, fine-tuned or distilled) the network takes `preset`'s
     MP-Net and that run's weights, and the rest of `source`'s weights, into
     `<name>.weights.h5`. Writes `<name>.json` into `output_dir`, atomically,
     and returns it. The source's measured accuracy is not carried over (it
@@ -164,10 +164,11 @@ def derive(
     steps = f"; CRF {', '.join(f'{k} {v:g}' for k, v in sorted(crf.items()))}" if crf else ""
     mpnet = ""
     if motion_weights:
-        manifest.update(_with_student(source, name, output_dir, motion_weights, preset or "lite"))
-        run = manifest["training"]["mpnet"]["settings"] or {}
+        preset = preset or "lite"
+        manifest.update(_with_student(source, name, output_dir, motion_weights, preset))
+        run = manifest["training"]["mpnet"]["settings"]
         how = "distilled from its own" if run.get("teacher") else "fine-tuned"
-        mpnet = f" with {preset or 'lite'}'s MP-Net {how}"
+        mpnet = f" with {preset}'s MP-Net {how}"
     manifest.update(
         name=name,
         process_height=height,

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup test test-fast lint demo bench default-weights synthetic-weights davis-weights fast-weights \
+.PHONY: setup test test-fast lint demo bench default-weights synthetic-weights davis-data davis-weights fast-weights \
 	ablations davis-ablations davis-cv clean
 
 setup: $(STAMP)
@@ -61,11 +61,14 @@ DWEIGHTS := --preset=davis --import_hed_vgg16 --flow_method=dis_fine \
 	--motion_weights=$(D)/mpnet/motion.weights.h5
 DSTREAMS := $(DWEIGHTS) --data_root=$(D)/data --trunk_cache=$(D)/trunk/train \
 	--flow_dir=$(D)/data/FlowCache
-davis-weights: $(STAMP)
+# DAVIS-2016 train at 240 rows with its five folds and dis_fine flow (about 2 minutes),
+# which the davis and fast models' chains start from.
+davis-data: $(STAMP)
 	test -d "$(TRAIN)" || { echo "no DAVIS-2016 train at $(TRAIN): set LVO_DAVIS_TRAIN"; exit 2; }
 	$(PY) -m lvo_tf.prepare_davis --davis_root=$(TRAIN) --output_dir=$(D)/data --height=240
 	$(PY) -m lvo_tf.compute_flow --davis_root=$(D)/data --split=all --method=dis_fine \
 		--output_dir=$(D)/data/FlowCache
+davis-weights: davis-data
 	$(PY) -m lvo_tf.train_mpnet --flagfile=flags/davis_mpnet.flags
 	$(PY) -m lvo_tf.extract_features --data_root=$(D)/data --split=all --preset=davis \
 		--import_hed_vgg16 --trunk_only --output_dir=$(D)/trunk/train
@@ -111,11 +114,7 @@ synthetic-weights: $(STAMP)
 # (flags/fast_package.flags says why). About 10 minutes on 2 CPU cores (DAVIS at 240 rows
 # and its flow: 2; MP-Net: 2 to 5); every step resumes. `make synthetic-weights` runs it
 # after repackaging `synthetic`.
-fast-weights: $(STAMP)
-	test -d "$(TRAIN)" || { echo "no DAVIS-2016 train at $(TRAIN): set LVO_DAVIS_TRAIN"; exit 2; }
-	$(PY) -m lvo_tf.prepare_davis --davis_root=$(TRAIN) --output_dir=$(D)/data --height=240
-	$(PY) -m lvo_tf.compute_flow --davis_root=$(D)/data --split=all --method=dis_fine \
-		--output_dir=$(D)/data/FlowCache
+fast-weights: davis-data
 	$(PY) -m lvo_tf.train_mpnet --flagfile=flags/fast_mpnet.flags
 	$(PY) -m lvo_tf.package_default --flagfile=flags/fast_package.flags
 
